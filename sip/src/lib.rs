@@ -1,0 +1,6 @@
+//! SIP signalling and RTP/RTCP for the daemon: a sans-IO protocol core (message parsing,
+//! transactions, dialogs, SDP offer/answer, RTP sessions, RFC 4733 telephone-events) plus a thin
+//! tokio driver that owns the sockets and timers.
+//!
+//! It does not decode audio (payloads stay opaque bytes) and its core never reads the clock:
+//! every core entry point takes `now` as input.

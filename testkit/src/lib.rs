@@ -1,0 +1,5 @@
+//! Test support shared by the workspace's integration tests: local fakes of remote services
+//! (OpenAI-compatible chat/STT/TTS, later Zoho and payments) that follow the documented wire
+//! formats, and helpers to run real SIP peers.
+//!
+//! It is a dev-dependency only: nothing in the daemon links it.

@@ -3,4 +3,8 @@
 //! tokio driver that owns the sockets and timers.
 //!
 //! It does not decode audio (payloads stay opaque bytes) and its core never reads the clock:
-//! every core entry point takes `now` as input.
+//! every core entry point takes `now` as input. `clippy.toml` disallows `Instant::now` and
+//! `SystemTime::now` crate-wide; only a driver module may opt out with an `allow`.
+#![deny(clippy::disallowed_methods)]
+
+pub mod message;

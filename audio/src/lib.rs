@@ -1,5 +1,61 @@
-//! DSP on PCM frames: G.711 µ-law/A-law, resampling, 20 ms framing, voice activity detection,
-//! WAV I/O.
+//! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]), streaming sample
+//! rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels ([`frame`]), voice
+//! activity detection with a speech start/end state machine ([`vad`]), and WAV file I/O
+//! ([`wav`]).
 //!
-//! It does no I/O beyond WAV files and nothing async: every function is a plain computation on
-//! samples, so it can run on any thread (media task or blocking pool).
+//! Samples are mono signed 16-bit PCM (`i16`) unless a function says `f32`, in which case the
+//! nominal range is `[-1.0, 1.0]`.
+//!
+//! # What this crate does not do
+//!
+//! - No network, socket, clock or async I/O: every function is a plain computation on samples
+//!   (plus reading/writing WAV files in [`wav`]), so it runs on any thread — the call's media
+//!   task or a blocking pool. Time is *frame time* (samples counted), never wall-clock.
+//! - No RTP: packetisation, pacing and payload-type negotiation belong to `sip`. The G.711
+//!   codecs here only map samples to code words.
+//! - No turn-taking policy: [`vad::SpeechDetector`] reports when speech starts and ends; how long
+//!   to wait after that before answering (`turn.end_silence_ms`) is the agent's decision.
+//! - No multichannel processing: stereo WAV input is mixed down to mono on read.
+//! - Not yet: jitter buffer + packet-loss concealment, Opus, in-band DTMF, a neural (Silero) VAD.
+//!
+//! # Errors
+//!
+//! Bad input (a malformed WAV, a frame of the wrong length, an output buffer that is too small,
+//! an unsupported rate) returns a typed error; nothing here panics on data.
+
+pub mod frame;
+pub mod g711;
+pub mod resample;
+pub mod vad;
+pub mod wav;
+
+pub use frame::{FRAME_MS, Framer};
+pub use g711::G711;
+pub use resample::{ResampleError, Resampler};
+pub use vad::{SpeechDetector, SpeechDetectorConfig, SpeechEvent, Vad, VadError, VadKind};
+pub use wav::{WavAudio, WavError};
+
+/// An output slice given to a function was shorter than its input requires.
+///
+/// This is the one error of the slice-to-slice hot-path functions ([`g711`], [`frame`]); the
+/// caller sizes its buffers once and never sees it in a correct program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("output buffer too small: {needed} samples needed, {available} available")]
+#[non_exhaustive]
+pub struct BufferTooSmall {
+    /// Elements the call would write.
+    pub needed: usize,
+    /// Length of the output slice given.
+    pub available: usize,
+}
+
+impl BufferTooSmall {
+    /// `Ok(())` when `available >= needed`.
+    pub(crate) fn check(needed: usize, available: usize) -> Result<(), Self> {
+        if available < needed {
+            Err(Self { needed, available })
+        } else {
+            Ok(())
+        }
+    }
+}

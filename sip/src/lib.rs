@@ -8,3 +8,5 @@
 #![deny(clippy::disallowed_methods)]
 
 pub mod message;
+pub mod rtp;
+pub mod sdp;

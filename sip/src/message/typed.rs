@@ -188,7 +188,7 @@ impl NameAddr {
             // Either an addr-spec (a scheme is followed by ':') or a display name made of
             // tokens separated by LWS, followed by '<'.
             let save = c.clone();
-            let first = c.take_while(|b| is_token_char(b));
+            let first = c.take_while(is_token_char);
             if c.peek() == Some(b':') || first.is_empty() {
                 c = save;
                 // Without <>, the URI ends at ';' or whitespace; its own params would be header

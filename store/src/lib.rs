@@ -1,4 +1,37 @@
-//! The only place that talks SQL: an sqlx pool over SQLite (embedded default) or PostgreSQL,
-//! the portable migrations runner, and typed repositories.
+//! The only place that talks SQL: an sqlx pool over SQLite (the embedded default) or
+//! PostgreSQL (several daemons sharing one database), the portable migrations runner, and
+//! typed repositories.
 //!
-//! It holds no business rules beyond data integrity.
+//! It holds no business rules beyond data integrity, and it never reads the clock: callers
+//! pass timestamps (unix milliseconds) in, so repository behaviour is reproducible in tests.
+//!
+//! Portability rules (the same SQL runs on both engines):
+//! - ids are TEXT UUIDv7 ([`new_id`]), timestamps BIGINT unix ms, money BIGINT minor units;
+//! - every integer column is BIGINT, so both engines decode it as `i64`;
+//! - placeholders are `$1, $2, …`, which PostgreSQL requires and SQLite accepts;
+//! - no engine-specific SQL (no `RETURNING`-dependent logic, no `ON CONFLICT` variants that
+//!   differ, no `SERIAL`/`AUTOINCREMENT`, row-value comparisons only where both support them).
+
+mod api_keys;
+mod calls;
+mod error;
+mod phone_numbers;
+mod pool;
+mod tenants;
+mod usage;
+
+pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
+pub use calls::{
+    Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall,
+    Turn, TurnLatency,
+};
+pub use error::StoreError;
+pub use phone_numbers::PhoneNumber;
+pub use pool::{Backend, Store, StoreOptions};
+pub use tenants::Tenant;
+pub use usage::UsageRecord;
+
+/// A new time-ordered text id (UUIDv7). Ordering by id approximates ordering by creation.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}

@@ -25,11 +25,12 @@ impl SpeechDetectorConfig {
 }
 
 impl Default for SpeechDetectorConfig {
-    /// 60 ms to start, 200 ms to end: measured on the labelled VAD set (see
-    /// `tests/vad_accuracy.rs`), where both detectors then find every utterance with no false
-    /// start in the gaps.
+    /// 100 ms to start, 300 ms to end, from a sweep on the labelled VAD set
+    /// (`examples/vad_bench.rs --sweep`): below 100 ms the WebRTC VAD makes false starts on
+    /// noise; below 300 ms most multi-word utterances split at their inner pauses (the labelled
+    /// 0.9 s hesitation pause still splits, by design: bridging it is the endpointer's job).
     fn default() -> Self {
-        Self::new(60, 200)
+        Self::new(100, 300)
     }
 }
 

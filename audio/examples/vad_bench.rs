@@ -1,0 +1,149 @@
+//! Prints VAD accuracy on the labelled set and CPU cost per frame, for each detector and rate.
+//!
+//! ```text
+//! cargo run -p audio --release --example vad_bench            # defaults, as shipped
+//! cargo run -p audio --release --example vad_bench -- --sweep # tuning grid
+//! ```
+//!
+//! CPU time is the time spent inside `Vad::is_speech` on one thread, summed over the set and
+//! divided by the number of frames (best of 3 passes, to shed scheduler noise on a shared box).
+
+#[path = "../tests/support/vad_eval.rs"]
+mod vad_eval;
+
+use std::time::{Duration, Instant};
+
+use audio::G711;
+use audio::resample::Resampler;
+use audio::vad::{EarshotVad, SpeechDetectorConfig, Vad, VadKind, WebRtcMode, WebRtcVad};
+
+fn main() {
+    let sweep = std::env::args().any(|a| a == "--sweep");
+    let sets = [vad_eval::load_set("8k"), vad_eval::load_set("16k")];
+    if sweep {
+        run_sweep(&sets);
+        return;
+    }
+    media_costs(&sets[0].audio.samples);
+    let config = SpeechDetectorConfig::default();
+    println!(
+        "SpeechDetector: min_speech_ms={} hangover_ms={}",
+        config.min_speech_ms, config.hangover_ms
+    );
+    for set in &sets {
+        let rate = set.audio.sample_rate;
+        for kind in VadKind::ALL {
+            for frame_ms in [10u32, 20, 30] {
+                let mut best = Duration::MAX;
+                let mut score = None;
+                let mut frames = 0;
+                for _ in 0..3 {
+                    let mut vad = kind.build(rate).expect("build VAD");
+                    let run = vad_eval::run(vad.as_mut(), config, &set.audio.samples, frame_ms);
+                    best = best.min(run.vad_time);
+                    frames = run.voiced.len();
+                    score = Some(vad_eval::score(&set.labels, &run));
+                }
+                let per_frame = best.as_secs_f64() / frames as f64;
+                // Normalise to a 20 ms frame so the frame sizes compare.
+                let per_20ms = per_frame * 20.0 / f64::from(frame_ms);
+                println!(
+                    "{:>3} {:<8} {frame_ms:>2} ms frames: {:6.1} µs/frame = {:6.1} µs per 20 ms ({:.3} % of a core) | {}",
+                    set.name,
+                    kind.name(),
+                    per_frame * 1e6,
+                    per_20ms * 1e6,
+                    per_20ms / 0.020 * 100.0,
+                    score.map(|s| s.summary()).unwrap_or_default(),
+                );
+            }
+        }
+    }
+}
+
+/// Every tuning combination, 20 ms frames; decisions are computed once per VAD setting and
+/// replayed through each detector setting.
+fn run_sweep(sets: &[vad_eval::LabelledSet]) {
+    for set in sets {
+        let rate = set.audio.sample_rate;
+        let mut vads: Vec<(String, Box<dyn Vad>)> = Vec::new();
+        for t in [0.2f32, 0.3, 0.4, 0.5, 0.6, 0.7] {
+            vads.push((
+                format!("earshot t={t}"),
+                Box::new(EarshotVad::with_threshold(rate, t).expect("earshot")),
+            ));
+        }
+        for mode in [
+            WebRtcMode::Quality,
+            WebRtcMode::LowBitrate,
+            WebRtcMode::Aggressive,
+            WebRtcMode::VeryAggressive,
+        ] {
+            vads.push((
+                format!("webrtc {mode:?}"),
+                Box::new(WebRtcVad::new(rate, mode).expect("webrtc")),
+            ));
+        }
+        for (name, mut vad) in vads {
+            let (voiced, _) = vad_eval::decide(vad.as_mut(), &set.audio.samples, 20);
+            for min_speech in [0u32, 40, 60, 100, 150] {
+                for hangover in [100u32, 200, 300, 500] {
+                    let config = SpeechDetectorConfig::new(min_speech, hangover);
+                    let run = vad_eval::Run {
+                        segments: vad_eval::detect(&voiced, 20, config),
+                        voiced: voiced.clone(),
+                        frame_ms: 20,
+                        vad_time: Duration::ZERO,
+                    };
+                    let s = vad_eval::score(&set.labels, &run);
+                    println!(
+                        "{:>3} {name:<20} min={min_speech:>3} hang={hangover:>3} | {}",
+                        set.name,
+                        s.summary()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Per-20 ms-frame cost of the non-VAD media steps on the 8 kHz set: receive (µ-law decode +
+/// 8 → 16 kHz) and send (16 → 8 kHz + µ-law encode). Best of 3 passes.
+fn media_costs(samples_8k: &[i16]) {
+    let mut ulaw = vec![0u8; samples_8k.len()];
+    G711::MuLaw
+        .encode(samples_8k, &mut ulaw)
+        .expect("sizes match");
+    let frames = samples_8k.len() / 160;
+    let mut best_rx = Duration::MAX;
+    let mut best_tx = Duration::MAX;
+    for _ in 0..3 {
+        let mut up = Resampler::new(8000, 16_000).expect("resampler");
+        let mut down = Resampler::new(16_000, 8000).expect("resampler");
+        let mut pcm8 = [0i16; 160];
+        let mut pcm16: Vec<i16> = Vec::with_capacity(up.max_output_len(160));
+        let mut back8: Vec<i16> = Vec::with_capacity(down.max_output_len(320));
+        let mut code = [0u8; 160];
+        let (mut rx, mut tx) = (Duration::ZERO, Duration::ZERO);
+        for frame in ulaw.chunks_exact(160) {
+            let t = Instant::now();
+            G711::MuLaw.decode(frame, &mut pcm8).expect("sizes match");
+            pcm16.clear();
+            up.process(&pcm8, &mut pcm16).expect("resample");
+            rx += t.elapsed();
+            let t = Instant::now();
+            back8.clear();
+            down.process(&pcm16, &mut back8).expect("resample");
+            G711::MuLaw.encode(&back8, &mut code).expect("sizes match");
+            tx += t.elapsed();
+        }
+        best_rx = best_rx.min(rx);
+        best_tx = best_tx.min(tx);
+    }
+    let per = |d: Duration| d.as_secs_f64() / frames as f64 * 1e6;
+    println!(
+        "media per 20 ms frame: rx (µ-law decode + 8->16 kHz) {:.1} µs, tx (16->8 kHz + µ-law encode) {:.1} µs",
+        per(best_rx),
+        per(best_tx)
+    );
+}

@@ -1,0 +1,1 @@
+//! Flow simulator (filled in below).

@@ -1,4 +1,79 @@
-//! The admin HTTP API for supervisors (axum): health, readiness, metrics, bearer-key
-//! authentication and the /v1 resources.
+//! The admin HTTP API for supervisors (axum): liveness, readiness, Prometheus metrics,
+//! bearer-key authentication, and the `/v1` resources (calls with their turns and events).
 //!
-//! It holds no business rules that belong in `store` or `dialogs`; it maps HTTP to them.
+//! It holds no business rules that belong in `store` or `dialogs`: handlers check input, ask
+//! the store, and shape JSON. Errors are JSON (`{"error": {"code", "message"}}`) with a 4xx for
+//! bad input; a 500 says nothing about its cause to the client (the cause goes to the log).
+
+mod auth;
+mod calls;
+mod error;
+mod health;
+pub mod metrics;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+
+pub use auth::Authenticated;
+pub use error::ApiError;
+
+/// Shared state of the HTTP handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: store::Store,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Clock for `last_used_at` and the like; injectable for tests.
+    pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl AppState {
+    /// State with the system clock.
+    pub fn new(store: store::Store, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Self {
+        Self { store, metrics, clock: Arc::new(unix_ms_now) }
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock)()
+    }
+}
+
+/// Current time as unix milliseconds.
+pub fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/whoami", get(auth::whoami))
+        .route("/keys", get(auth::list_keys))
+        .route("/calls", get(calls::list))
+        .route("/calls/{id}", get(calls::get_one))
+        .fallback(error::not_found)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .nest("/v1", v1)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn(metrics::track_requests))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

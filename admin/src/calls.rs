@@ -1,0 +1,109 @@
+//! `/v1/calls`: the tenant's calls, newest first, and one call with its turns and events.
+//!
+//! Times are unix milliseconds. Field names are part of the API contract.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::{Call, CallEvent, CallFilter, CallStatus, Role, Turn};
+
+use crate::{ApiError, AppState, Authenticated};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/calls?status=&limit=&cursor=`
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let p = auth.require(Role::Supervisor)?;
+    let Query(params) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = params
+        .status
+        .as_deref()
+        .map(|s| match s {
+            "ringing" => Ok(CallStatus::Ringing),
+            "active" => Ok(CallStatus::Active),
+            "ended" => Ok(CallStatus::Ended),
+            other => Err(ApiError::bad_request(format!(
+                "status {other:?} is not one of ringing, active, ended"
+            ))),
+        })
+        .transpose()?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::bad_request("limit must be between 1 and 200"));
+    }
+    let after = params
+        .cursor
+        .as_deref()
+        .map(|c| c.parse().map_err(|_| ApiError::bad_request("cursor is not one this API issued")))
+        .transpose()?;
+    let page = state.store.list_calls(&p.tenant_id, &CallFilter { status, limit, after }).await?;
+    Ok(Json(json!({
+        "calls": page.calls.iter().map(call_json).collect::<Vec<_>>(),
+        "next_cursor": page.next.map(|c| c.to_string()),
+    })))
+}
+
+/// `GET /v1/calls/{id}`: the call plus `turns` and `events`.
+pub(crate) async fn get_one(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = auth.require(Role::Supervisor)?;
+    let call = state.store.get_call(&p.tenant_id, &id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let turns = state.store.list_turns(&call.id).await?;
+    let events = state.store.list_call_events(&call.id).await?;
+    let mut body = call_json(&call);
+    body["turns"] = turns.iter().map(turn_json).collect();
+    body["events"] = events.iter().map(event_json).collect();
+    Ok(Json(body))
+}
+
+fn call_json(c: &Call) -> Value {
+    json!({
+        "id": c.id,
+        "direction": c.direction.as_str(),
+        "from": c.from_number,
+        "to": c.to_number,
+        "status": c.status.as_str(),
+        "flow": c.flow,
+        "flow_version": c.flow_version,
+        "sip_call_id": c.sip_call_id,
+        "started_at": c.started_at,
+        "answered_at": c.answered_at,
+        "ended_at": c.ended_at,
+        "end_reason": c.end_reason,
+        "duration_ms": c.ended_at.zip(c.answered_at).map(|(e, a)| e - a),
+    })
+}
+
+fn turn_json(t: &Turn) -> Value {
+    let l = &t.latency;
+    json!({
+        "seq": t.seq,
+        "started_at": t.started_at,
+        "caller_text": t.caller_text,
+        "agent_text": t.agent_text,
+        "interrupted": t.interrupted,
+        "latency": {
+            "eot_ms": l.eot_ms, "stt_ms": l.stt_ms, "llm_ms": l.llm_ms,
+            "tts_ms": l.tts_ms, "e2e_ms": l.e2e_ms,
+        },
+    })
+}
+
+fn event_json(e: &CallEvent) -> Value {
+    json!({ "at": e.at, "kind": e.kind, "detail": e.detail })
+}

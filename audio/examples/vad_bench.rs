@@ -14,6 +14,8 @@ mod vad_eval;
 use std::time::{Duration, Instant};
 
 use audio::G711;
+use audio::jitter::{JitterBuffer, JitterConfig, Playout};
+use audio::plc::Plc;
 use audio::resample::Resampler;
 use audio::vad::{EarshotVad, SpeechDetectorConfig, Vad, VadKind, WebRtcMode, WebRtcVad};
 
@@ -107,8 +109,9 @@ fn run_sweep(sets: &[vad_eval::LabelledSet]) {
     }
 }
 
-/// Per-20 ms-frame cost of the non-VAD media steps on the 8 kHz set: receive (µ-law decode +
-/// 8 → 16 kHz) and send (16 → 8 kHz + µ-law encode). Best of 3 passes.
+/// Per-20 ms-frame cost of the non-VAD media steps on the 8 kHz set: receive (jitter buffer +
+/// µ-law decode + PLC bookkeeping + 8 → 16 kHz) and send (16 → 8 kHz + µ-law encode). Best of
+/// 3 passes; the jitter buffer runs in simulated time.
 fn media_costs(samples_8k: &[i16]) {
     let mut ulaw = vec![0u8; samples_8k.len()];
     G711::MuLaw
@@ -124,10 +127,21 @@ fn media_costs(samples_8k: &[i16]) {
         let mut pcm16: Vec<i16> = Vec::with_capacity(up.max_output_len(160));
         let mut back8: Vec<i16> = Vec::with_capacity(down.max_output_len(320));
         let mut code = [0u8; 160];
+        let mut jb = JitterBuffer::new(JitterConfig::new(8000));
+        let mut plc = Plc::new(8000);
+        let t0 = Instant::now();
         let (mut rx, mut tx) = (Duration::ZERO, Duration::ZERO);
-        for frame in ulaw.chunks_exact(160) {
+        for (i, frame) in ulaw.chunks_exact(160).enumerate() {
+            let at = t0 + Duration::from_millis(i as u64 * 20);
             let t = Instant::now();
-            G711::MuLaw.decode(frame, &mut pcm8).expect("sizes match");
+            jb.push(at, i as u16, i as u32 * 160, frame);
+            match jb.pop(at + Duration::from_millis(40)) {
+                Playout::Packet { payload, .. } => {
+                    G711::MuLaw.decode(payload, &mut pcm8).expect("sizes match");
+                    plc.good_frame(&mut pcm8);
+                }
+                _ => plc.conceal(&mut pcm8),
+            }
             pcm16.clear();
             up.process(&pcm8, &mut pcm16).expect("resample");
             rx += t.elapsed();
@@ -142,7 +156,8 @@ fn media_costs(samples_8k: &[i16]) {
     }
     let per = |d: Duration| d.as_secs_f64() / frames as f64 * 1e6;
     println!(
-        "media per 20 ms frame: rx (µ-law decode + 8->16 kHz) {:.1} µs, tx (16->8 kHz + µ-law encode) {:.1} µs",
+        "media per 20 ms frame: rx (jitter + µ-law decode + PLC + 8->16 kHz) {:.1} µs, \
+         tx (16->8 kHz + µ-law encode) {:.1} µs",
         per(best_rx),
         per(best_tx)
     );

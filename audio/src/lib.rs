@@ -1,7 +1,8 @@
 //! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]), streaming sample
 //! rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels ([`frame`]), voice
 //! activity detection with a speech start/end state machine ([`vad`]), an adaptive jitter
-//! buffer ([`jitter`]) with packet-loss concealment ([`plc`]), and WAV file I/O ([`wav`]).
+//! buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS estimate
+//! ([`quality`]), and WAV file I/O ([`wav`]).
 //!
 //! Samples are mono signed 16-bit PCM (`i16`) unless a function says `f32`, in which case the
 //! nominal range is `[-1.0, 1.0]`.
@@ -16,7 +17,8 @@
 //! - No turn-taking policy: [`vad::SpeechDetector`] reports when speech starts and ends; how long
 //!   to wait after that before answering (`turn.end_silence_ms`) is the agent's decision.
 //! - No multichannel processing: stereo WAV input is mixed down to mono on read.
-//! - Not yet: Opus, in-band DTMF, a neural (Silero) VAD, quality (MOS) estimation.
+//! - No RTCP: reports are built by `sip` from [`jitter::JitterStats`].
+//! - Not yet: Opus, in-band DTMF, a neural (Silero) VAD.
 //!
 //! # Errors
 //!
@@ -27,6 +29,7 @@ pub mod frame;
 pub mod g711;
 pub mod jitter;
 pub mod plc;
+pub mod quality;
 pub mod resample;
 pub mod vad;
 pub mod wav;

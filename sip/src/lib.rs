@@ -7,6 +7,23 @@
 //! `SystemTime::now` crate-wide; only a driver module may opt out with an `allow`.
 #![deny(clippy::disallowed_methods)]
 
+pub mod dialog;
+pub mod endpoint;
+mod ids;
 pub mod message;
 pub mod rtp;
 pub mod sdp;
+pub mod transaction;
+mod transmit;
+
+pub use endpoint::{
+    CallError, CallId, Config, EndReason, Endpoint, Event, IncomingCall, InviteParams, Stats,
+};
+pub use transmit::Transmit;
+
+/// An arbitrary starting instant for simulated-time unit tests (the only clock read in tests).
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn test_epoch() -> std::time::Instant {
+    std::time::Instant::now()
+}

@@ -1,0 +1,412 @@
+//! Inbound requests: the RFC 3261 §8.2 checks in order (version, method, URI scheme, Require),
+//! dialog matching (§12.2.2), and the out-of-dialog INVITE, OPTIONS and CANCEL handling.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::calls::{Call, CallState};
+use super::{ALLOWED_METHODS, Endpoint, Event, Purpose, Tx, implemented};
+use crate::dialog::DialogKey;
+use crate::endpoint::types::{EndReason, IncomingCall};
+use crate::message::build::{error_response, response_to};
+use crate::message::{Method, ParseError, ParseErrorKind, Request, Response, Uri, Version};
+use crate::sdp::{SessionDescription, negotiate};
+use crate::transaction::AckMatch;
+use crate::transaction::{InviteServer, NonInviteServer, TxKey};
+
+impl Endpoint {
+    pub(super) fn handle_parse_error(&mut self, _now: Instant, from: SocketAddr, e: &ParseError) {
+        if *e.kind() == ParseErrorKind::Empty {
+            self.stats.keepalives_received += 1;
+            return;
+        }
+        // Never answer an ACK; answer other requests when the error kept enough context.
+        let Some(ctx) = e.reply_context().filter(|c| c.method != Some(Method::Ack)) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let status = ctx.suggested_status(implemented);
+        let tag = self.ids.tag();
+        let mut resp = error_response(ctx, status, Some(&tag));
+        match status {
+            501 => resp.headers.push("Allow", ALLOWED_METHODS),
+            400 => {
+                // The reason helps whoever debugs the peer; keep it a clean quoted-string.
+                let text: String = e
+                    .kind()
+                    .to_string()
+                    .chars()
+                    .filter(|c| c.is_ascii_graphic() && *c != '"' && *c != '\\' || *c == ' ')
+                    .collect();
+                resp.headers.push(
+                    "Warning",
+                    format!("399 {} \"{text}\"", self.config.sent_by()),
+                );
+            }
+            _ => {}
+        }
+        self.stats.malformed_answered += 1;
+        self.send_stateless(from, &resp);
+    }
+
+    pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: Request) {
+        self.stats.requests_received += 1;
+        if req.method == Method::Ack {
+            self.handle_ack(now, source, req);
+            return;
+        }
+        let Ok(key) = TxKey::for_request(&req) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        if let Some(&id) = self.tx_index.get(&key) {
+            self.stats.retransmissions_received += 1;
+            if let Some(entry) = self.transactions.get_mut(&id) {
+                match &mut entry.tx {
+                    Tx::InviteServer(t) => t.on_retransmission(&mut self.out),
+                    Tx::NonInviteServer(t) => t.on_retransmission(&mut self.out),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        if req.version != Version::SIP_2_0 {
+            return self.reply(now, source, &req, key, 505, |_| {});
+        }
+        if !implemented(&req.method) {
+            let status = if req.method.is_standard() { 405 } else { 501 };
+            return self.reply(now, source, &req, key, status, |r| {
+                r.headers.push("Allow", ALLOWED_METHODS);
+            });
+        }
+        if !matches!(req.uri, Uri::Sip(_)) {
+            return self.reply(now, source, &req, key, 416, |_| {});
+        }
+        let required: Vec<String> = req
+            .headers
+            .require()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if !required.is_empty() && req.method != Method::Cancel {
+            // We support no extensions yet (issue 4 may add timer/100rel); list all of them.
+            return self.reply(now, source, &req, key, 420, |r| {
+                r.headers.push("Unsupported", required.join(", "));
+            });
+        }
+        let to_tag = req
+            .headers
+            .to()
+            .ok()
+            .and_then(|t| t.tag().map(str::to_owned));
+        if let Some(to_tag) = to_tag {
+            return self.handle_in_dialog(now, source, req, key, to_tag);
+        }
+        match req.method {
+            Method::Invite => self.handle_invite(now, source, req, key),
+            Method::Options => self.reply(now, source, &req, key, 200, |r| add_capabilities(r)),
+            Method::Cancel => self.handle_cancel(now, source, req, key),
+            // BYE and INFO only exist inside a dialog.
+            _ => self.reply(now, source, &req, key, 481, |_| {}),
+        }
+    }
+
+    /// Creates a server transaction for `req` and sends one response through it.
+    pub(super) fn reply(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        req: &Request,
+        key: TxKey,
+        status: u16,
+        customize: impl FnOnce(&mut Response),
+    ) {
+        let tag = self.ids.tag();
+        let mut resp = self.response(req, status, Some(&tag), source);
+        customize(&mut resp);
+        let id = self.new_server_tx(req, key, source, None);
+        self.respond_tx(now, id, &resp);
+    }
+
+    pub(super) fn new_server_tx(
+        &mut self,
+        req: &Request,
+        key: TxKey,
+        source: SocketAddr,
+        call: Option<super::CallId>,
+    ) -> u64 {
+        let timers = self.config.timers;
+        let tx = if req.method == Method::Invite {
+            Tx::InviteServer(InviteServer::new(source, false, timers))
+        } else {
+            Tx::NonInviteServer(NonInviteServer::new(source, false, timers))
+        };
+        self.add_tx(key, tx, call, Purpose::Server)
+    }
+
+    /// A response to `req` with our Server header, `received`/`rport` filled in the top Via
+    /// (RFC 3261 §18.2.1, RFC 3581). Responses always go to the source address (symmetric),
+    /// which is right for NATed peers and for trunks that send from their listening port.
+    pub(super) fn response(
+        &self,
+        req: &Request,
+        status: u16,
+        to_tag: Option<&str>,
+        source: SocketAddr,
+    ) -> Response {
+        let mut resp = response_to(req, status, to_tag);
+        if let Ok(mut via) = req.headers.top_via() {
+            let source_ip = source.ip().to_string();
+            if via.host.ip() != Some(source.ip()) {
+                via.params.set("received", Some(&source_ip));
+            }
+            if via.rport().is_some() {
+                via.params.set("received", Some(&source_ip));
+                via.params.set("rport", Some(&source.port().to_string()));
+            }
+            let vias: Vec<String> = req
+                .headers
+                .get_all("Via")
+                .skip(1)
+                .map(str::to_owned)
+                .collect();
+            resp.headers.remove("Via");
+            for v in vias.iter().rev() {
+                resp.headers.push_front("Via", v.as_str());
+            }
+            resp.headers.push_front("Via", via.to_string());
+        }
+        resp.headers.push("Server", self.config.user_agent.as_str());
+        resp
+    }
+
+    fn handle_invite(&mut self, now: Instant, source: SocketAddr, req: Request, key: TxKey) {
+        let accept = req.headers.accept();
+        if !accept.is_empty() && !accept.iter().any(|a| a.admits("application", "sdp")) {
+            let warning = format!(
+                "399 {} \"Accept does not admit application/sdp\"",
+                self.config.sent_by()
+            );
+            return self.reply(now, source, &req, key, 406, |r| {
+                r.headers.push("Warning", warning);
+            });
+        }
+        let offer = if req.body.is_empty() {
+            None
+        } else {
+            let is_sdp =
+                matches!(req.headers.content_type(), Ok(Some(ct)) if ct.is("application", "sdp"));
+            if !is_sdp {
+                return self.reply(now, source, &req, key, 415, |r| {
+                    r.headers.push("Accept", "application/sdp");
+                });
+            }
+            match SessionDescription::parse(&req.body) {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    let warning = format!("399 {} \"Malformed SDP\"", self.config.sent_by());
+                    return self.reply(now, source, &req, key, 400, |r| {
+                        r.headers.push("Warning", warning);
+                    });
+                }
+            }
+        };
+        let (Ok(from), Ok(to), Ok(call_id)) =
+            (req.headers.from(), req.headers.to(), req.headers.call_id())
+        else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let call_id = call_id.to_owned();
+        if let Some(offer) = &offer
+            && negotiate(offer, &self.config.codecs).is_err()
+        {
+            self.stats.calls_rejected_no_codec += 1;
+            let warning = format!(
+                "305 {} \"Incompatible media format\"",
+                self.config.sent_by()
+            );
+            self.reply(now, source, &req, key, 488, |r| {
+                r.headers.push("Warning", warning);
+            });
+            self.events.push_back(Event::InboundRejected {
+                sip_call_id: call_id,
+                from,
+                status: 488,
+                source,
+            });
+            return;
+        }
+        self.stats.calls_inbound += 1;
+        let call = self.new_call_id();
+        let local_tag = self.ids.tag();
+        let tx = self.new_server_tx(&req, key.clone(), source, Some(call));
+        let trying = self.response(&req, 100, None, source);
+        self.respond_tx(now, tx, &trying);
+        let dialog_key = DialogKey {
+            call_id: call_id.clone(),
+            local_tag: local_tag.clone(),
+            remote_tag: from.tag().unwrap_or_default().to_owned(),
+        };
+        self.dialogs.insert(dialog_key.clone(), call);
+        self.calls.insert(
+            call,
+            Call::inbound(local_tag, dialog_key, req.clone(), key, source),
+        );
+        self.events
+            .push_back(Event::IncomingCall(Box::new(IncomingCall {
+                call,
+                sip_call_id: call_id,
+                from,
+                to,
+                request_uri: req.uri,
+                offer,
+                source,
+            })));
+    }
+
+    fn handle_cancel(&mut self, now: Instant, source: SocketAddr, req: Request, key: TxKey) {
+        let invite_key = key.with_method(Method::Invite);
+        let invite_tx = self.tx_index.get(&invite_key).copied();
+        let Some(invite_tx) = invite_tx else {
+            return self.reply(now, source, &req, key, 481, |_| {});
+        };
+        let (call, pending) = match self.transactions.get(&invite_tx) {
+            Some(e) => (
+                e.call,
+                matches!(&e.tx, Tx::InviteServer(t) if t.is_proceeding()),
+            ),
+            None => (None, false),
+        };
+        let local_tag = call
+            .and_then(|c| self.calls.get(&c))
+            .map(|c| c.local_tag.clone());
+        let ok = self.response(&req, 200, local_tag.as_deref().or(Some("cancel")), source);
+        let id = self.new_server_tx(&req, key, source, None);
+        self.respond_tx(now, id, &ok);
+        if pending && let Some(call) = call {
+            self.reject_invite(now, call, 487);
+            self.end_call(call, EndReason::RemoteCancel);
+        }
+    }
+
+    fn handle_ack(&mut self, now: Instant, _source: SocketAddr, req: Request) {
+        if let Ok(key) = TxKey::for_request(&req)
+            && let Some(&id) = self.tx_index.get(&key)
+            && let Some(entry) = self.transactions.get_mut(&id)
+            && let Tx::InviteServer(t) = &mut entry.tx
+        {
+            let m = t.on_ack(now);
+            self.touch_tx(id);
+            // RFC 2543 peers reuse the INVITE's branch in the ACK for a 2xx; hand it on.
+            if m != AckMatch::Success {
+                return;
+            }
+        }
+        let dialog = req.headers.to().ok().and_then(|to| {
+            Some(DialogKey {
+                call_id: req.headers.call_id().ok()?.to_owned(),
+                local_tag: to.tag()?.to_owned(),
+                remote_tag: req
+                    .headers
+                    .from()
+                    .ok()?
+                    .tag()
+                    .unwrap_or_default()
+                    .to_owned(),
+            })
+        });
+        let call = dialog.and_then(|k| self.dialogs.get(&k).copied());
+        match call {
+            Some(call) => self.on_ack(now, call, &req),
+            None => self.stats.stray_acks += 1,
+        }
+    }
+
+    fn handle_in_dialog(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        req: Request,
+        key: TxKey,
+        to_tag: String,
+    ) {
+        let dialog_key = DialogKey {
+            call_id: req.headers.call_id().unwrap_or_default().to_owned(),
+            local_tag: to_tag,
+            remote_tag: req
+                .headers
+                .from()
+                .ok()
+                .and_then(|f| f.tag().map(str::to_owned))
+                .unwrap_or_default(),
+        };
+        let Some(call) = self.dialogs.get(&dialog_key).copied() else {
+            return self.reply(now, source, &req, key, 481, |_| {});
+        };
+        let seq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
+        let in_order = self
+            .calls
+            .get_mut(&call)
+            .and_then(|c| c.dialog.as_mut())
+            .is_none_or(|d| d.accept_remote_seq(seq));
+        if !in_order {
+            return self.reply(now, source, &req, key, 500, |_| {});
+        }
+        let tag = dialog_key.local_tag.clone();
+        let respond = |ep: &mut Self, status: u16, f: &dyn Fn(&mut Response)| {
+            let mut resp = ep.response(&req, status, Some(&tag), source);
+            f(&mut resp);
+            let id = ep.new_server_tx(&req, key.clone(), source, Some(call));
+            ep.respond_tx(now, id, &resp);
+        };
+        match req.method {
+            Method::Bye => {
+                respond(self, 200, &|_| {});
+                let pending = self
+                    .calls
+                    .get(&call)
+                    .is_some_and(|c| c.state == CallState::Ringing);
+                if pending {
+                    self.reject_invite(now, call, 487);
+                }
+                self.end_call(call, EndReason::RemoteBye);
+            }
+            Method::Options => respond(self, 200, &|r| add_capabilities(r)),
+            Method::Info => {
+                respond(self, 200, &|_| {});
+                self.events.push_back(Event::InfoReceived {
+                    call,
+                    content_type: req.headers.get("Content-Type").map(str::to_owned),
+                    body: req.body.clone(),
+                });
+            }
+            // Re-INVITE (hold/resume, session refresh) is issue 4; until then refuse the
+            // change and keep the call as it is (RFC 3261 §14.2).
+            Method::Invite => respond(self, 488, &|_| {}),
+            _ => respond(self, 405, &|r| r.headers.push("Allow", ALLOWED_METHODS)),
+        }
+    }
+}
+
+/// Allow / Accept / Supported for OPTIONS answers.
+fn add_capabilities(r: &mut Response) {
+    r.headers.push("Allow", ALLOWED_METHODS);
+    r.headers.push("Accept", "application/sdp");
+    r.headers.push("Supported", "");
+}
+
+impl Call {
+    pub(super) fn inbound(
+        local_tag: String,
+        dialog_key: DialogKey,
+        invite: Request,
+        invite_key: TxKey,
+        source: SocketAddr,
+    ) -> Self {
+        let mut c = Call::new(local_tag, dialog_key, source, CallState::Ringing);
+        c.invite = Some(invite);
+        c.invite_tx = Some(invite_key);
+        c
+    }
+}

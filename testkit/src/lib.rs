@@ -2,4 +2,7 @@
 //! (OpenAI-compatible chat/STT/TTS, later Zoho and payments) that follow the documented wire
 //! formats, and helpers to run real SIP peers.
 //!
-//! It is a dev-dependency only: nothing in the daemon links it.
+//! It is a dev-dependency only: nothing in the daemon links it. The fakes listen on
+//! 127.0.0.1 only and never reach the network.
+
+pub mod openai;

@@ -603,6 +603,7 @@ impl Engine {
                 }
             }
             if transition.is_none()
+                && outcome.ran()
                 && let Some(t) = &p.transition
             {
                 transition = t.target(&outcome.result).map(str::to_string);

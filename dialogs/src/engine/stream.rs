@@ -29,8 +29,9 @@ replies short and easy to say aloud: plain sentences, no lists, no markdown.";
 impl Engine {
     pub(super) fn start_stream(&mut self) -> impl Stream<Item = ReplyEvent> + Send + '_ {
         async_stream::stream! {
-            self.settle().await;
+            // Summary first, so tools committed by `settle` are reported in this turn.
             self.begin_turn();
+            self.settle().await;
             if self.started {
                 yield ReplyEvent::Done(self.summary());
                 return;
@@ -57,8 +58,9 @@ impl Engine {
         input: CallerInput,
     ) -> impl Stream<Item = ReplyEvent> + Send + '_ {
         async_stream::stream! {
-            self.settle().await;
+            // Summary first, so tools committed by `settle` are reported in this turn.
             self.begin_turn();
+            self.settle().await;
             // Actions of an interrupted turn (e.g. the end of a goodbye node) come first.
             if !self.outbox.is_empty() {
                 self.turn.mode = Some(ReplyMode::Scripted);
@@ -147,8 +149,9 @@ impl Engine {
 
     pub(super) fn transfer_failed_stream(&mut self) -> impl Stream<Item = ReplyEvent> + Send + '_ {
         async_stream::stream! {
-            self.settle().await;
+            // Summary first, so tools committed by `settle` are reported in this turn.
             self.begin_turn();
+            self.settle().await;
             self.turn.mode = Some(ReplyMode::Scripted);
             let line = self.render(&self.flow.spec().messages.transfer_failed);
             self.outbox.push_back(Out::Say(line));
@@ -517,10 +520,10 @@ async fn run_batch(
                 Effect::SetVar(..) | Effect::Action(_) => {}
             }
         }
-        let moves = p
-            .transition
-            .as_ref()
-            .is_some_and(|t| t.target(&outcome.result).is_some());
+        let moves = outcome.ran()
+            && p.transition
+                .as_ref()
+                .is_some_and(|t| t.target(&outcome.result).is_some());
         out.push(outcome);
         if moves {
             break;

@@ -69,6 +69,15 @@ impl ToolOutcome {
         }
     }
 
+    /// False when the call never reached the tool (unknown function, unparsable arguments):
+    /// such results go back to the LLM but never move the flow.
+    pub(crate) fn ran(&self) -> bool {
+        !matches!(
+            self.status_str(),
+            "unknown_function" | "invalid_arguments" | "skipped"
+        )
+    }
+
     pub(crate) fn status_str(&self) -> &str {
         self.result
             .get("status")
@@ -139,8 +148,15 @@ pub(crate) async fn run_tool(
             tool: name.to_string(),
             reason,
         });
+        // Flows branch on `status`: "not identified" and "not verified" lead somewhere
+        // different from a plain refusal (which means someone tried something).
+        let status = match reason {
+            RefusalReason::NotIdentified => "not_identified",
+            RefusalReason::NotVerified => "not_verified",
+            _ => "refused",
+        };
         ToolOutcome {
-            result: json!({ "status": "refused", "reason": reason }),
+            result: json!({ "status": status, "reason": reason }),
             effects: Vec::new(),
         }
     };

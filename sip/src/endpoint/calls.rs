@@ -232,7 +232,7 @@ impl Endpoint {
         );
         self.add_tx(
             key.clone(),
-            Tx::InviteClient(tx),
+            Tx::InviteClient(Box::new(tx)),
             Some(call),
             Purpose::Invite,
         );

@@ -104,7 +104,7 @@ impl Endpoint {
         }
         match req.method {
             Method::Invite => self.handle_invite(now, source, req, key),
-            Method::Options => self.reply(now, source, &req, key, 200, |r| add_capabilities(r)),
+            Method::Options => self.reply(now, source, &req, key, 200, add_capabilities),
             Method::Cancel => self.handle_cancel(now, source, req, key),
             // BYE and INFO only exist inside a dialog.
             _ => self.reply(now, source, &req, key, 481, |_| {}),

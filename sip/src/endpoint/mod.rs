@@ -43,7 +43,7 @@ pub use types::{CallError, CallId, Config, EndReason, Event, IncomingCall, Invit
 
 use crate::dialog::DialogKey;
 use crate::ids::IdGen;
-use crate::message::{Method, Response, SipMessage, parse_datagram};
+use crate::message::{Method, ParseError, Response, SipMessage, parse_datagram};
 use crate::transaction::{
     ClientOutcome, Expiry, InviteClient, InviteServer, NonInviteClient, NonInviteServer, TxKey,
 };
@@ -91,7 +91,18 @@ impl Endpoint {
     /// Processes one received UDP datagram.
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         self.stats.datagrams_received += 1;
-        match parse_datagram(bytes) {
+        self.handle_message(now, from, parse_datagram(bytes));
+    }
+
+    /// Processes a message framed elsewhere (e.g. by a [`crate::message::StreamFramer`] on a
+    /// TCP connection), or the error its parse produced.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        parsed: Result<SipMessage, ParseError>,
+    ) {
+        match parsed {
             Ok(SipMessage::Request(req)) => self.handle_request(now, from, req),
             Ok(SipMessage::Response(resp)) => self.handle_response(now, from, resp),
             Err(e) => self.handle_parse_error(now, from, &e),
@@ -325,7 +336,7 @@ struct TxEntry {
 enum Tx {
     InviteServer(InviteServer),
     NonInviteServer(NonInviteServer),
-    InviteClient(InviteClient),
+    InviteClient(Box<InviteClient>),
     NonInviteClient(NonInviteClient),
 }
 

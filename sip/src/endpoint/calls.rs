@@ -12,86 +12,6 @@ use crate::message::{Method, NameAddr, Request, Response};
 use crate::sdp::SessionDescription;
 use crate::transaction::{Deadline, InviteClient, NonInviteClient, TxKey, earliest};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CallState {
-    /// Inbound, not answered yet.
-    Ringing,
-    /// Inbound, 200 sent, waiting for the ACK.
-    Answered,
-    /// Outbound, no provisional response yet.
-    Calling,
-    /// Outbound, provisional received.
-    Early,
-    Confirmed,
-    /// Our BYE is in flight.
-    Terminating,
-}
-
-/// Retransmission schedule of our 2xx until the ACK arrives.
-#[derive(Debug)]
-struct OkRetransmit {
-    bytes: Vec<u8>,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
-}
-
-#[derive(Debug)]
-pub(super) struct Call {
-    pub(super) local_tag: String,
-    dialog_key: Option<DialogKey>,
-    /// Inbound: where the INVITE came from; outbound: where we sent it.
-    peer: SocketAddr,
-    pub(super) state: CallState,
-    /// The INVITE received (inbound) or sent (outbound).
-    pub(super) invite: Option<Request>,
-    pub(super) invite_tx: Option<TxKey>,
-    pub(super) dialog: Option<Dialog>,
-    ok_retx: Option<OkRetransmit>,
-    hangup_after_ack: bool,
-    cancel_pending: bool,
-    cancelled: bool,
-    cancel_deadline: Option<Instant>,
-    /// Outbound: our ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<(SocketAddr, Vec<u8>)>,
-}
-
-impl Call {
-    pub(super) fn new(
-        local_tag: String,
-        dialog_key: DialogKey,
-        peer: SocketAddr,
-        state: CallState,
-    ) -> Self {
-        Self {
-            local_tag,
-            dialog_key: Some(dialog_key),
-            peer,
-            state,
-            invite: None,
-            invite_tx: None,
-            dialog: None,
-            ok_retx: None,
-            hangup_after_ack: false,
-            cancel_pending: false,
-            cancelled: false,
-            cancel_deadline: None,
-            ack: None,
-        }
-    }
-
-    pub(super) fn deadline(&self) -> Deadline {
-        earliest(&[
-            self.ok_retx.as_ref().map(|r| (r.next, "2xx retransmit")),
-            self.ok_retx
-                .as_ref()
-                .map(|r| (r.give_up, "ACK wait (64*T1)")),
-            self.cancel_deadline
-                .map(|t| (t, "final response after CANCEL")),
-        ])
-    }
-}
-
 impl Endpoint {
     /// Sends 180 Ringing for an inbound call (idempotent while ringing).
     pub fn ringing(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
@@ -576,6 +496,86 @@ impl Endpoint {
             return;
         }
         self.schedule(TimerOwner::Call(call));
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CallState {
+    /// Inbound, not answered yet.
+    Ringing,
+    /// Inbound, 200 sent, waiting for the ACK.
+    Answered,
+    /// Outbound, no provisional response yet.
+    Calling,
+    /// Outbound, provisional received.
+    Early,
+    Confirmed,
+    /// Our BYE is in flight.
+    Terminating,
+}
+
+/// Retransmission schedule of our 2xx until the ACK arrives.
+#[derive(Debug)]
+struct OkRetransmit {
+    bytes: Vec<u8>,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+#[derive(Debug)]
+pub(super) struct Call {
+    pub(super) local_tag: String,
+    dialog_key: Option<DialogKey>,
+    /// Inbound: where the INVITE came from; outbound: where we sent it.
+    peer: SocketAddr,
+    pub(super) state: CallState,
+    /// The INVITE received (inbound) or sent (outbound).
+    pub(super) invite: Option<Request>,
+    pub(super) invite_tx: Option<TxKey>,
+    pub(super) dialog: Option<Dialog>,
+    ok_retx: Option<OkRetransmit>,
+    hangup_after_ack: bool,
+    cancel_pending: bool,
+    cancelled: bool,
+    cancel_deadline: Option<Instant>,
+    /// Outbound: our ACK for the 2xx, resent when the 2xx is retransmitted.
+    ack: Option<(SocketAddr, Vec<u8>)>,
+}
+
+impl Call {
+    pub(super) fn new(
+        local_tag: String,
+        dialog_key: DialogKey,
+        peer: SocketAddr,
+        state: CallState,
+    ) -> Self {
+        Self {
+            local_tag,
+            dialog_key: Some(dialog_key),
+            peer,
+            state,
+            invite: None,
+            invite_tx: None,
+            dialog: None,
+            ok_retx: None,
+            hangup_after_ack: false,
+            cancel_pending: false,
+            cancelled: false,
+            cancel_deadline: None,
+            ack: None,
+        }
+    }
+
+    pub(super) fn deadline(&self) -> Deadline {
+        earliest(&[
+            self.ok_retx.as_ref().map(|r| (r.next, "2xx retransmit")),
+            self.ok_retx
+                .as_ref()
+                .map(|r| (r.give_up, "ACK wait (64*T1)")),
+            self.cancel_deadline
+                .map(|t| (t, "final response after CANCEL")),
+        ])
     }
 }
 

@@ -144,6 +144,22 @@ pub enum EndReason {
     Timeout,
 }
 
+impl EndReason {
+    /// A stable snake_case code for storage and metrics.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::RemoteBye => "remote_bye",
+            Self::LocalBye => "local_bye",
+            Self::RemoteCancel => "remote_cancel",
+            Self::LocalCancel => "local_cancel",
+            Self::LocalRejected { .. } => "local_rejected",
+            Self::RemoteRejected { .. } => "remote_rejected",
+            Self::AckTimeout => "ack_timeout",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
 /// Parameters of an outbound call.
 #[derive(Debug, Clone)]
 pub struct InviteParams {

@@ -4,7 +4,7 @@
 //!
 //! Each transaction is a small state machine with its own deadlines. They never read the clock:
 //! every entry point takes `now`, writes datagrams to an output queue, and reports the earliest
-//! deadline with a reason. The endpoint owns them, routes messages to them by [`TxKey`], and
+//! deadline with a reason. The endpoint owns them, routes messages to them by `TxKey`, and
 //! drops them once terminated.
 
 mod client;

@@ -499,3 +499,27 @@ fn seeded_loss_never_leaves_calls_half_open() {
     // With 25 % loss most calls still complete thanks to retransmissions.
     assert!(completed >= 20, "only {completed}/30 calls completed");
 }
+
+#[test]
+fn reinvite_is_refused_with_488_and_the_call_continues() {
+    let mut p = Pair::new(17);
+    let (a, b) = established_call(&mut p);
+    let ack = p.first_sent(UAC, "ACK").unwrap();
+    let Ok(SipMessage::Request(mut reinvite)) = parse_datagram(&ack) else {
+        panic!()
+    };
+    reinvite.method = sip::message::Method::Invite;
+    let seq = reinvite.headers.cseq().unwrap().seq + 1;
+    reinvite.headers.set("CSeq", format!("{seq} INVITE"));
+    reinvite
+        .headers
+        .set("Via", "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bKreinv1");
+    let now = p.now;
+    p.uas.handle_datagram(now, addr(UAC), &reinvite.to_bytes());
+    p.drain();
+    assert!(p.sent_by("uas->uac").contains(&"488 INVITE".to_owned()));
+    assert_eq!(ended(&p.uas_events, b), None);
+    p.uac.hangup(p.now, a).unwrap();
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(ended(&p.uas_events, b), Some(EndReason::RemoteBye));
+}

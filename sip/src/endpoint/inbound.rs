@@ -94,6 +94,10 @@ impl Endpoint {
                 r.headers.push("Unsupported", required.join(", "));
             });
         }
+        // CANCEL matches a transaction, not a dialog (it may carry a To tag for a re-INVITE).
+        if req.method == Method::Cancel {
+            return self.handle_cancel(now, source, req, key);
+        }
         let to_tag = req
             .headers
             .to()
@@ -105,7 +109,6 @@ impl Endpoint {
         match req.method {
             Method::Invite => self.handle_invite(now, source, req, key),
             Method::Options => self.reply(now, source, &req, key, 200, add_capabilities),
-            Method::Cancel => self.handle_cancel(now, source, req, key),
             // BYE and INFO only exist inside a dialog.
             _ => self.reply(now, source, &req, key, 481, |_| {}),
         }

@@ -261,3 +261,38 @@ fn check_dir_reports_every_bad_file() {
     assert!(text.contains("b.toml:"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn published_schema_matches_the_loader() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/flow.schema.json"))
+        .expect("schema");
+    let schema: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let tools = schema
+        .pointer("/$defs/function/properties/tool/enum")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default();
+    let names: Vec<&str> = tools.iter().filter_map(|v| v.as_str()).collect();
+    let kinds: Vec<&str> = dialogs::flow::ToolKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .collect();
+    assert_eq!(names, kinds);
+    let node_keys: Vec<&String> = schema
+        .pointer("/$defs/node/properties")
+        .and_then(|v| v.as_object())
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    // Every documented node key is accepted by the loader.
+    for k in node_keys {
+        let value = match k.as_str() {
+            "barge_in" => "true".to_string(),
+            "context" => "\"reset\"".into(),
+            "endpointing" => "\"digits\"".into(),
+            "pre_actions" | "post_actions" | "functions" | "intents" => "[]".into(),
+            _ => "\"x\"".into(),
+        };
+        let text = format!("{HEAD}[nodes.a]\n{k} = {value}\n");
+        parse_flow(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+}

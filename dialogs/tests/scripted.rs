@@ -220,3 +220,10 @@ async fn payment_reminder_happy_path_with_verification() {
         note: None
     }));
 }
+
+#[test]
+fn engine_can_live_in_a_spawned_call_actor() {
+    fn send_static<T: Send + 'static>() {}
+    send_static::<dialogs::Engine>();
+    send_static::<dialogs::FlowRegistry>();
+}

@@ -34,7 +34,10 @@ fn imports_tiny_en_with_whisper_cpp_layout() {
     assert_eq!(report.vocab_tokens, 50257);
     assert!(report.exact_sinusoids);
     assert!(report.encoder_pos_max_diff > 1e-5 && report.encoder_pos_max_diff < 5e-4);
-    assert_eq!(report.bytes_written, std::fs::metadata(&out).expect("out").len());
+    assert_eq!(
+        report.bytes_written,
+        std::fs::metadata(&out).expect("out").len()
+    );
     assert!(!dir.join("ggml-tiny.en.bin.part").exists());
 
     let header = ggml::read_header(&out).expect("header");
@@ -47,9 +50,22 @@ fn imports_tiny_en_with_whisper_cpp_layout() {
     let mut n = 0;
     while let Some(t) = tensors.next_tensor().expect("tensor") {
         n += 1;
-        let expect_f32 = t.ne.len() < 2 || t.name.contains("positional_embedding") || t.name.ends_with("conv1.bias") || t.name.ends_with("conv2.bias");
-        assert_eq!(t.ty == TensorType::F32, expect_f32, "{} type {:?}", t.name, t.ty);
-        assert!(!t.name.ends_with("key.bias"), "whisper has no key bias: {}", t.name);
+        let expect_f32 = t.ne.len() < 2
+            || t.name.contains("positional_embedding")
+            || t.name.ends_with("conv1.bias")
+            || t.name.ends_with("conv2.bias");
+        assert_eq!(
+            t.ty == TensorType::F32,
+            expect_f32,
+            "{} type {:?}",
+            t.name,
+            t.ty
+        );
+        assert!(
+            !t.name.ends_with("key.bias"),
+            "whisper has no key bias: {}",
+            t.name
+        );
         match t.name.as_str() {
             "encoder.positional_embedding" => assert_eq!(t.ne, [384, 1500]),
             "encoder.conv1.weight" => assert_eq!(t.ne, [3, 80, 384]),
@@ -75,7 +91,9 @@ fn imports_tiny_en_with_whisper_cpp_layout() {
 fn matches_reference_converter() {
     let Some(ct2) = common::ct2_dir() else { return };
     let dir = tmp_dir("reference");
-    let Some(reference) = reference_output(&ct2, &dir) else { return };
+    let Some(reference) = reference_output(&ct2, &dir) else {
+        return;
+    };
     let ours = dir.join("ours.bin");
     import_ct2(&ct2, &ours).expect("import");
 
@@ -89,10 +107,16 @@ fn matches_reference_converter() {
     assert!(mel.abs <= 1e-6 && mel.ulps <= 2, "mel filters: {mel:?}");
     eprintln!("mel filters: {mel:?}");
 
-    let (mut ta, mut tb) = (TensorReader::open(&ours).expect("ours"), TensorReader::open(&reference).expect("ref"));
+    let (mut ta, mut tb) = (
+        TensorReader::open(&ours).expect("ours"),
+        TensorReader::open(&reference).expect("ref"),
+    );
     let mut n = 0;
     loop {
-        let (x, y) = (ta.next_tensor().expect("ours"), tb.next_tensor().expect("ref"));
+        let (x, y) = (
+            ta.next_tensor().expect("ours"),
+            tb.next_tensor().expect("ref"),
+        );
         let (x, y) = match (x, y) {
             (Some(x), Some(y)) => (x, y),
             (None, None) => break,
@@ -109,7 +133,10 @@ fn matches_reference_converter() {
         }
     }
     assert_eq!(n, 167);
-    assert_eq!(std::fs::metadata(&ours).expect("ours").len(), std::fs::metadata(&reference).expect("ref").len());
+    assert_eq!(
+        std::fs::metadata(&ours).expect("ours").len(),
+        std::fs::metadata(&reference).expect("ref").len()
+    );
     eprintln!("{n} tensors compared with {}", reference.display());
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -142,16 +169,32 @@ fn reference_output(ct2: &Path, dir: &Path) -> Option<PathBuf> {
     }
     let script = std::env::var_os("AGENT_CT2_REFERENCE_SCRIPT")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/whisper/ct2_to_ggml.py"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/whisper/ct2_to_ggml.py")
+        });
     if !script.is_file() {
-        eprintln!("reference comparison not run: {} not found", script.display());
+        eprintln!(
+            "reference comparison not run: {} not found",
+            script.display()
+        );
         return None;
     }
     let out = dir.join("reference.bin");
-    match Command::new("python3").arg(&script).arg(ct2).arg(&out).output() {
+    match Command::new("python3")
+        .arg(&script)
+        .arg(ct2)
+        .arg(&out)
+        .output()
+    {
         Ok(o) if o.status.success() => Some(out),
         Ok(o) => {
-            eprintln!("reference comparison not run: reference converter failed (numpy missing?): {}", String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or(""));
+            eprintln!(
+                "reference comparison not run: reference converter failed (numpy missing?): {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            );
             None
         }
         Err(e) => {
@@ -164,7 +207,12 @@ fn reference_output(ct2: &Path, dir: &Path) -> Option<PathBuf> {
 // ---- broken input (no model needed) ----
 
 /// A CTranslate2 model.bin with the given header and variables (name, dims, dtype, bytes).
-fn ct2_file(version: u32, spec: &str, revision: u32, vars: &[(&str, &[u32], u8, Vec<u8>)]) -> Vec<u8> {
+fn ct2_file(
+    version: u32,
+    spec: &str,
+    revision: u32,
+    vars: &[(&str, &[u32], u8, Vec<u8>)],
+) -> Vec<u8> {
     let s = |out: &mut Vec<u8>, s: &str| {
         out.extend(((s.len() + 1) as u16).to_le_bytes());
         out.extend(s.as_bytes());
@@ -212,14 +260,31 @@ fn missing_files_are_named() {
 
 #[test]
 fn unsupported_version_and_spec() {
-    let dir = dir_with("version", Some(ct2_file(9, "WhisperSpec", 3, &[])), Some(TOKENIZER));
+    let dir = dir_with(
+        "version",
+        Some(ct2_file(9, "WhisperSpec", 3, &[])),
+        Some(TOKENIZER),
+    );
     let err = import_ct2(&dir, &dir.join("out.bin")).expect_err("version 9");
-    assert!(matches!(err, ImportError::UnsupportedVersion { version: 9, .. }), "{err:?}");
+    assert!(
+        matches!(err, ImportError::UnsupportedVersion { version: 9, .. }),
+        "{err:?}"
+    );
 
-    let dir2 = dir_with("spec", Some(ct2_file(6, "TransformerSpec", 1, &[])), Some(TOKENIZER));
+    let dir2 = dir_with(
+        "spec",
+        Some(ct2_file(6, "TransformerSpec", 1, &[])),
+        Some(TOKENIZER),
+    );
     let err = import_ct2(&dir2, &dir2.join("out.bin")).expect_err("wrong spec");
-    assert!(matches!(err, ImportError::UnsupportedSpec { .. }), "{err:?}");
-    assert!(err.to_string().contains("TransformerSpec") && err.to_string().contains("model.bin"), "{err}");
+    assert!(
+        matches!(err, ImportError::UnsupportedSpec { .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("TransformerSpec") && err.to_string().contains("model.bin"),
+        "{err}"
+    );
     for d in [dir, dir2] {
         let _ = std::fs::remove_dir_all(&d);
     }
@@ -227,7 +292,12 @@ fn unsupported_version_and_spec() {
 
 #[test]
 fn truncated_and_inconsistent_model_bin() {
-    let mut bytes = ct2_file(6, "WhisperSpec", 3, &[("encoder/num_heads", &[], 2, vec![6, 0])]);
+    let mut bytes = ct2_file(
+        6,
+        "WhisperSpec",
+        3,
+        &[("encoder/num_heads", &[], 2, vec![6, 0])],
+    );
     bytes.truncate(bytes.len() - 6);
     let dir = dir_with("trunc", Some(bytes), Some(TOKENIZER));
     let err = import_ct2(&dir, &dir.join("out.bin")).expect_err("truncated");
@@ -245,12 +315,21 @@ fn truncated_and_inconsistent_model_bin() {
 
 #[test]
 fn missing_and_misshapen_variables() {
-    let dir = dir_with("novar", Some(ct2_file(6, "WhisperSpec", 3, &[])), Some(TOKENIZER));
+    let dir = dir_with(
+        "novar",
+        Some(ct2_file(6, "WhisperSpec", 3, &[])),
+        Some(TOKENIZER),
+    );
     let err = import_ct2(&dir, &dir.join("out.bin")).expect_err("empty spec");
     assert!(matches!(err, ImportError::MissingTensor { .. }), "{err:?}");
 
-    let vars: &[(&str, &[u32], u8, Vec<u8>)] = &[("decoder/embeddings/weight", &[4, 2, 2], 4, vec![0; 32])];
-    let dir2 = dir_with("rank", Some(ct2_file(6, "WhisperSpec", 3, vars)), Some(TOKENIZER));
+    let vars: &[(&str, &[u32], u8, Vec<u8>)] =
+        &[("decoder/embeddings/weight", &[4, 2, 2], 4, vec![0; 32])];
+    let dir2 = dir_with(
+        "rank",
+        Some(ct2_file(6, "WhisperSpec", 3, vars)),
+        Some(TOKENIZER),
+    );
     let err = import_ct2(&dir2, &dir2.join("out.bin")).expect_err("rank 3 embeddings");
     assert!(matches!(err, ImportError::UnexpectedRank { .. }), "{err:?}");
     assert!(!dir2.join("out.bin").exists() && !dir2.join("out.bin.part").exists());
@@ -263,13 +342,21 @@ fn missing_and_misshapen_variables() {
 fn bad_tokenizer_json() {
     let Some(ct2) = common::ct2_dir() else { return };
     // Real model.bin, broken tokenizers.
-    for (tag, json) in [("json", "{not json"), ("novocab", r#"{"model":{}}"#), ("gap", r#"{"model":{"vocab":{"a":0,"b":5}}}"#), ("char", r#"{"model":{"vocab":{"a":0,"€":1}}}"#)] {
+    for (tag, json) in [
+        ("json", "{not json"),
+        ("novocab", r#"{"model":{}}"#),
+        ("gap", r#"{"model":{"vocab":{"a":0,"b":5}}}"#),
+        ("char", r#"{"model":{"vocab":{"a":0,"€":1}}}"#),
+    ] {
         let dir = dir_with(tag, None, Some(json));
         std::os::unix::fs::symlink(ct2.join("model.bin"), dir.join("model.bin")).expect("symlink");
         let err = import_ct2(&dir, &dir.join("out.bin")).expect_err(tag);
         match tag {
             "json" => assert!(matches!(err, ImportError::Json { .. }), "{err:?}"),
-            "char" => assert!(matches!(err, ImportError::UnmappableToken { id: 1, .. }), "{err:?}"),
+            "char" => assert!(
+                matches!(err, ImportError::UnmappableToken { id: 1, .. }),
+                "{err:?}"
+            ),
             _ => assert!(matches!(err, ImportError::Tokenizer { .. }), "{err:?}"),
         }
         assert!(err.to_string().contains("tokenizer.json"), "{err}");

@@ -86,21 +86,11 @@ pub fn read_wav(name: &str) -> (Vec<f32>, u32) {
     (samples, spec.sample_rate)
 }
 
-/// Linear-interpolation resampler, good enough to feed espeak's 22.05 kHz to whisper in tests.
-pub fn resample_linear(x: &[f32], from: u32, to: u32) -> Vec<f32> {
-    if x.is_empty() || from == to {
-        return x.to_vec();
-    }
-    let n_out = (x.len() as u64 * u64::from(to) / u64::from(from)) as usize;
-    let step = f64::from(from) / f64::from(to);
-    (0..n_out)
-        .map(|i| {
-            let pos = i as f64 * step;
-            let j = pos as usize;
-            let frac = (pos - j as f64) as f32;
-            let a = x[j.min(x.len() - 1)];
-            let b = x[(j + 1).min(x.len() - 1)];
-            a + (b - a) * frac
-        })
-        .collect()
+/// Whole-clip sample-rate conversion with the pipeline's own resampler (`audio`).
+pub fn resample(x: &[f32], from: u32, to: u32) -> Vec<f32> {
+    let mut r = audio::resample::Resampler::new(from, to).unwrap_or_else(|e| panic!("{e}"));
+    let mut out: Vec<f32> = Vec::with_capacity(r.max_output_len(x.len()));
+    r.process(x, &mut out).unwrap_or_else(|e| panic!("{e}"));
+    r.flush(&mut out).unwrap_or_else(|e| panic!("{e}"));
+    out
 }

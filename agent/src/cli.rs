@@ -1,0 +1,221 @@
+//! The `agent` command line (clap derive; help text comes from these doc comments).
+//!
+//! Exit codes: 0 success, 1 runtime failure (e.g. database unreachable), 2 bad usage or bad
+//! configuration.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config, ConfigError, Override};
+
+/// Voice-first telephony AI agent: answers and places phone calls over SIP.
+#[derive(Debug, Parser)]
+#[command(name = "agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file [default: config/agent.toml, skipped when absent]
+    #[arg(long, short = 'c', global = true, env = "AGENT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Database URL, overriding `database.url` (sqlite://FILE or postgres://…)
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+
+    /// Log format, overriding `log.format`: human or json
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon: apply migrations, answer calls, serve the admin API
+    Serve(ServeArgs),
+    /// Apply database migrations and exit
+    Migrate,
+    /// Validate the configuration and print it (secrets redacted); exit 2 when invalid
+    CheckConfig,
+    /// Manage tenants
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage admin API keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Admin HTTP address, overriding `admin.listen`
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<String>,
+    /// SIP UDP address, overriding `sip.listen`
+    #[arg(long, value_name = "ADDR")]
+    pub sip_listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant and print its id
+    Create {
+        /// Unique tenant name
+        name: String,
+    },
+    /// List tenants
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create an API key; the key is printed once, as the last line of output
+    Create {
+        /// Tenant name the key belongs to
+        #[arg(long)]
+        tenant: String,
+        /// What the key may do: admin or supervisor
+        #[arg(long, value_parser = ["admin", "supervisor"])]
+        role: String,
+    },
+    /// Revoke an API key by id; requests with it get 401 from then on
+    Revoke {
+        /// Key id (as printed by `keys create` or `keys list`)
+        id: String,
+    },
+    /// List a tenant's keys (never the secrets)
+    List {
+        /// Tenant name
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Entry point used by `main`: parse, run, map failures to exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match load_config(&cli) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        print!("{}", cfg.to_redacted_toml());
+        return ExitCode::SUCCESS;
+    }
+    crate::logging::init(&cfg.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, outermost first.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds the layered configuration for these arguments.
+pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    let (file, required) = match &cli.config {
+        Some(path) => (path.clone(), true),
+        None => (PathBuf::from("config/agent.toml"), false),
+    };
+    let mut overrides = Override::from_env(std::env::vars());
+    let mut flag = |name: &str, key: &str, value: &Option<String>| {
+        if let Some(v) = value {
+            overrides.push(Override::flag(name, key, v.clone()));
+        }
+    };
+    flag("--database-url", "database.url", &cli.database_url);
+    flag("--log-format", "log.format", &cli.log_format);
+    if let Command::Serve(args) = &cli.command {
+        flag("--admin-listen", "admin.listen", &args.admin_listen);
+        flag("--sip-listen", "sip.listen", &args.sip_listen);
+    }
+    config::load(&file, required, &overrides)
+}
+
+async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => crate::serve::run(cfg).await,
+        Command::Migrate => {
+            let store = open_store(&cfg).await?;
+            println!("migrations applied to {}", cfg.database.url);
+            store.close().await;
+            Ok(())
+        }
+        Command::CheckConfig => Ok(()),
+        Command::Tenants(cmd) => tenants(cmd, &cfg).await,
+        Command::Keys(cmd) => keys(cmd, &cfg).await,
+    }
+}
+
+/// Connects to the configured database and applies migrations.
+pub async fn open_store(cfg: &Config) -> anyhow::Result<store::Store> {
+    let options = store::StoreOptions {
+        max_connections: cfg.database.max_connections,
+        ..Default::default()
+    };
+    let store = store::Store::connect(cfg.database.url.expose(), &options)
+        .await
+        .with_context(|| format!("database {}", cfg.database.url))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+async fn tenants(cmd: TenantsCommand, cfg: &Config) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    match cmd {
+        TenantsCommand::Create { name } => {
+            let t = store.create_tenant(&name, crate::clock::now_ms()).await?;
+            println!("{}", t.id);
+        }
+        TenantsCommand::List => {
+            for t in store.list_tenants().await? {
+                println!("{}\t{}", t.id, t.name);
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<()> {
+    let store = open_store(cfg).await?;
+    match cmd {
+        KeysCommand::Create { tenant, role } => {
+            let t = store
+                .tenant_by_name(&tenant)
+                .await?
+                .with_context(|| format!("no tenant named {tenant:?} (create it with `agent tenants create`)"))?;
+            let role = role.parse().map_err(anyhow::Error::msg)?;
+            let new = store.create_api_key(&t.id, role, crate::clock::now_ms()).await?;
+            println!("id: {}\ntenant: {}\nrole: {}", new.key.id, t.name, new.key.role);
+            println!("# the key is shown once; store it now:");
+            println!("{}", new.secret);
+        }
+        KeysCommand::Revoke { id } => {
+            store.revoke_api_key(&id, crate::clock::now_ms()).await?;
+            println!("revoked {id}");
+        }
+        KeysCommand::List { tenant } => {
+            let t = store.tenant_by_name(&tenant).await?.with_context(|| format!("no tenant named {tenant:?}"))?;
+            for k in store.list_api_keys(&t.id).await? {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}…\t{}", k.id, k.role, k.prefix, state);
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}

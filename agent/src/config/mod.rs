@@ -1,0 +1,305 @@
+//! The daemon's configuration: typed sections with documented defaults, loaded in layers
+//! (built-in defaults < file < `AGENT__SECTION__KEY` environment < CLI flags).
+//!
+//! `config/agent.toml` documents every key; a test keeps it in step with these defaults.
+
+mod load;
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Override, load};
+pub use secret::{DatabaseUrl, Secret};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub node: NodeConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+    pub sip: SipConfig,
+    pub call: CallConfig,
+    pub turn: TurnConfig,
+    pub vad: VadConfig,
+    pub stt: SttConfig,
+    pub tts: TtsConfig,
+    pub llm: LlmConfig,
+    pub flows: FlowsConfig,
+}
+
+/// This daemon instance.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Name of this instance, stored with its calls; empty means the host name.
+    pub id: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { id: String::new() }
+    }
+}
+
+/// Storage.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path` (embedded, default) or `postgres://user:pass@host:port/db`.
+    pub url: DatabaseUrl,
+    /// Pool size.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { url: DatabaseUrl::new("sqlite://data/agent.db"), max_connections: 8 }
+    }
+}
+
+/// The admin HTTP API.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `info,sip=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Human, level: "info".to_owned() }
+    }
+}
+
+/// Graceful shutdown.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// After SIGTERM/SIGINT, how long in-flight calls and requests may take to finish.
+    pub grace_secs: u64,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self { grace_secs: 10 }
+    }
+}
+
+/// SIP signalling and RTP media.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// UDP address for SIP.
+    pub listen: SocketAddr,
+    /// Address put in Contact/Via and SDP when behind NAT; empty means the listen address
+    /// (or, for 0.0.0.0, the address the request arrived on).
+    pub external_address: String,
+    /// RTP port range (inclusive), one even port per call.
+    pub rtp_port_min: u16,
+    pub rtp_port_max: u16,
+    /// Codecs we accept, in preference order.
+    pub codecs: Vec<String>,
+    /// User-Agent / Server header value.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5060)),
+            external_address: String::new(),
+            rtp_port_min: 20000,
+            rtp_port_max: 30000,
+            codecs: vec!["PCMU".to_owned(), "PCMA".to_owned()],
+            user_agent: concat!("agent/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// Per-call limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallConfig {
+    /// A call is ended politely after this long.
+    pub max_duration_secs: u64,
+    /// With no caller speech for this long the caller is reprompted once, then the call ends.
+    pub silence_timeout_secs: u64,
+    /// Calls beyond this many at once are refused (503 with Retry-After).
+    pub max_concurrent: u32,
+    /// Tenant that owns calls to numbers not mapped in `phone_numbers`.
+    pub default_tenant: String,
+}
+
+impl Default for CallConfig {
+    fn default() -> Self {
+        Self {
+            max_duration_secs: 1800,
+            silence_timeout_secs: 10,
+            max_concurrent: 100,
+            default_tenant: "default".to_owned(),
+        }
+    }
+}
+
+/// Turn detection.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// Silence after the caller's last voiced frame before the turn is considered over.
+    pub end_silence_ms: u32,
+    /// Voiced audio needed before it counts as speech (filters clicks and coughs).
+    pub min_speech_ms: u32,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        Self { end_silence_ms: 500, min_speech_ms: 100 }
+    }
+}
+
+/// Voice activity detection.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VadConfig {
+    /// `earshot` or `webrtc`.
+    pub kind: String,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        Self { kind: "earshot".to_owned() }
+    }
+}
+
+/// Speech to text.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SttConfig {
+    /// `whisper` (in-process).
+    pub provider: String,
+    /// whisper.cpp ggml model file.
+    pub model: PathBuf,
+    /// Threads per transcription.
+    pub threads: u32,
+    /// Transcriptions that may run at once (each holds `threads` threads).
+    pub workers: u32,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        Self {
+            provider: "whisper".to_owned(),
+            model: PathBuf::from("models/ggml-tiny.en.bin"),
+            threads: 2,
+            workers: 1,
+        }
+    }
+}
+
+/// Text to speech.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtsConfig {
+    /// `espeak` (in-process).
+    pub provider: String,
+    /// Voice name, e.g. `en-us`.
+    pub voice: String,
+    /// Words per minute.
+    pub rate: u32,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        Self { provider: "espeak".to_owned(), voice: "en-us".to_owned(), rate: 175 }
+    }
+}
+
+/// The language model; with no `base_url` flows run in scripted mode.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlmConfig {
+    /// OpenAI-compatible API root, e.g. `https://api.openai.com/v1`; empty = scripted mode.
+    pub base_url: String,
+    /// Bearer key for `base_url`.
+    pub api_key: Secret,
+    pub model: String,
+    /// A reply not started within this long gets a spoken fallback.
+    pub timeout_ms: u64,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        Self {
+            base_url: String::new(),
+            api_key: Secret::default(),
+            model: "gpt-4o-mini".to_owned(),
+            timeout_ms: 8000,
+        }
+    }
+}
+
+/// Dialog flows.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlowsConfig {
+    /// Folder of `*.toml` flow files.
+    pub dir: PathBuf,
+    /// Flow for calls to numbers without their own.
+    pub default: String,
+}
+
+impl Default for FlowsConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("config/flows"), default: "receptionist".to_owned() }
+    }
+}
+
+impl Config {
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+
+    /// The node id, falling back to the host name.
+    pub fn node_id(&self) -> String {
+        if !self.node.id.is_empty() {
+            return self.node.id.clone();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "agent".to_owned())
+    }
+}

@@ -1,12 +1,16 @@
 //! Prints VAD accuracy on the labelled set and CPU cost per frame, for each detector and rate.
 //!
 //! ```text
+//! scripts/vad-models.sh                                       # Silero model + ONNX Runtime
 //! cargo run -p audio --release --example vad_bench            # defaults, as shipped
 //! cargo run -p audio --release --example vad_bench -- --sweep # tuning grid
 //! ```
 //!
 //! CPU time is the time spent inside `Vad::is_speech` on one thread, summed over the set and
 //! divided by the number of frames (best of 3 passes, to shed scheduler noise on a shared box).
+//! After the table on the set as labelled comes a stress table: the same set with extra white
+//! noise at -35 and -30 dBFS (seeded), 20 ms frames. Silero needs `scripts/vad-models.sh`
+//! (`AGENT_SKIP_MODEL_TESTS=1` leaves it out).
 
 #[path = "../tests/support/vad_eval.rs"]
 mod vad_eval;
@@ -17,7 +21,7 @@ use audio::G711;
 use audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use audio::plc::Plc;
 use audio::resample::Resampler;
-use audio::vad::{EarshotVad, SpeechDetectorConfig, Vad, VadKind, WebRtcMode, WebRtcVad};
+use audio::vad::{EarshotVad, SileroVad, SpeechDetectorConfig, Vad, WebRtcMode, WebRtcVad};
 
 fn main() {
     let sweep = std::env::args().any(|a| a == "--sweep");
@@ -34,13 +38,13 @@ fn main() {
     );
     for set in &sets {
         let rate = set.audio.sample_rate;
-        for kind in VadKind::ALL {
+        for kind in vad_eval::kinds() {
             for frame_ms in [10u32, 20, 30] {
                 let mut best = Duration::MAX;
                 let mut score = None;
                 let mut frames = 0;
                 for _ in 0..3 {
-                    let mut vad = kind.build(rate).expect("build VAD");
+                    let mut vad = vad_eval::build(kind, rate);
                     let run = vad_eval::run(vad.as_mut(), config, &set.audio.samples, frame_ms);
                     best = best.min(run.vad_time);
                     frames = run.voiced.len();
@@ -57,6 +61,21 @@ fn main() {
                     per_20ms * 1e6,
                     per_20ms / 0.020 * 100.0,
                     score.map(|s| s.summary()).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    for set in &sets {
+        for dbfs in [-35.0, -30.0] {
+            let noisy = vad_eval::with_noise(&set.audio.samples, dbfs, 7);
+            for kind in vad_eval::kinds() {
+                let mut vad = vad_eval::build(kind, set.audio.sample_rate);
+                let run = vad_eval::run(vad.as_mut(), config, &noisy, 20);
+                println!(
+                    "{:>3} {:<8} +noise {dbfs} dBFS: {}",
+                    set.name,
+                    kind.name(),
+                    vad_eval::score(&set.labels, &run).summary()
                 );
             }
         }
@@ -85,6 +104,14 @@ fn run_sweep(sets: &[vad_eval::LabelledSet]) {
                 format!("webrtc {mode:?}"),
                 Box::new(WebRtcVad::new(rate, mode).expect("webrtc")),
             ));
+        }
+        if let Some(paths) = vad_eval::silero_paths() {
+            for t in [0.3f32, 0.4, 0.5, 0.6, 0.7] {
+                vads.push((
+                    format!("silero t={t}"),
+                    Box::new(SileroVad::with_threshold(rate, &paths, t).expect("silero")),
+                ));
+            }
         }
         for (name, mut vad) in vads {
             let (voiced, _) = vad_eval::decide(vad.as_mut(), &set.audio.samples, 20);

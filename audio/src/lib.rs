@@ -1,8 +1,8 @@
 //! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]), streaming sample
 //! rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels ([`frame`]), voice
-//! activity detection with a speech start/end state machine ([`vad`]), an adaptive jitter
-//! buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS estimate
-//! ([`quality`]), and WAV file I/O ([`wav`]).
+//! activity detection (earshot, WebRTC, Silero) with a speech start/end state machine ([`vad`]),
+//! an adaptive jitter buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS
+//! estimate ([`quality`]), and WAV file I/O ([`wav`]).
 //!
 //! Samples are mono signed 16-bit PCM (`i16`) unless a function says `f32`, in which case the
 //! nominal range is `[-1.0, 1.0]`.
@@ -18,7 +18,7 @@
 //!   to wait after that before answering (`turn.end_silence_ms`) is the agent's decision.
 //! - No multichannel processing: stereo WAV input is mixed down to mono on read.
 //! - No RTCP: reports are built by `sip` from [`jitter::JitterStats`].
-//! - Not yet: Opus, in-band DTMF, a neural (Silero) VAD.
+//! - Not yet: Opus, in-band DTMF.
 //!
 //! # Errors
 //!
@@ -39,7 +39,9 @@ pub use g711::G711;
 pub use jitter::{JitterBuffer, JitterConfig, Playout};
 pub use plc::Plc;
 pub use resample::{ResampleError, Resampler};
-pub use vad::{SpeechDetector, SpeechDetectorConfig, SpeechEvent, Vad, VadError, VadKind};
+pub use vad::{
+    SpeechDetector, SpeechDetectorConfig, SpeechEvent, Vad, VadError, VadKind, VadOptions,
+};
 pub use wav::{WavAudio, WavError};
 
 /// An output slice given to a function was shorter than its input requires.

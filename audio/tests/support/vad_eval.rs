@@ -9,8 +9,69 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use audio::vad::{SpeechDetector, SpeechDetectorConfig, SpeechEvent, SpeechSegment, Vad};
+use audio::vad::{
+    SileroPaths, SpeechDetector, SpeechDetectorConfig, SpeechEvent, SpeechSegment, Vad, VadKind,
+    VadOptions,
+};
 use audio::wav::{WavAudio, read_wav};
+
+/// The Silero files for tests: `AGENT_TEST_SILERO_MODEL` and `ORT_DYLIB_PATH` when set, else the
+/// cache `scripts/vad-models.sh` fills (`${AGENT_CACHE_DIR:-$HOME/.cache/agent}/vad/`).
+///
+/// Missing files fail the test with the command that fetches them, unless
+/// `AGENT_SKIP_MODEL_TESTS=1`, which returns `None` (callers skip Silero and say so).
+pub fn silero_paths() -> Option<SileroPaths> {
+    let cache = std::env::var_os("AGENT_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/agent")))
+        .unwrap_or_else(|| PathBuf::from(".cache/agent"));
+    let default = SileroPaths::in_cache(cache);
+    let env_path = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let paths = SileroPaths::new(
+        env_path("AGENT_TEST_SILERO_MODEL").unwrap_or(default.model),
+        env_path("ORT_DYLIB_PATH").unwrap_or(default.onnxruntime),
+    );
+    if paths.model.is_file() && paths.onnxruntime.is_file() {
+        return Some(paths);
+    }
+    if std::env::var("AGENT_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
+        eprintln!("AGENT_SKIP_MODEL_TESTS=1: skipping Silero ({paths:?} missing)");
+        return None;
+    }
+    panic!(
+        "Silero VAD files missing: model {} / runtime {}. Run scripts/vad-models.sh (or set \
+         AGENT_TEST_SILERO_MODEL and ORT_DYLIB_PATH; AGENT_SKIP_MODEL_TESTS=1 skips these tests)",
+        paths.model.display(),
+        paths.onnxruntime.display()
+    );
+}
+
+/// The VADs to measure: all three, or the two built-in ones when Silero is skipped.
+pub fn kinds() -> Vec<VadKind> {
+    if silero_paths().is_some() {
+        VadKind::ALL.to_vec()
+    } else {
+        VadKind::BUILTIN.to_vec()
+    }
+}
+
+/// Default options plus the Silero files when available.
+pub fn vad_options() -> VadOptions {
+    match silero_paths() {
+        Some(p) => VadOptions::new().with_silero(p),
+        None => VadOptions::new(),
+    }
+}
+
+/// A detector of `kind` with default tuning (Silero from [`silero_paths`]).
+pub fn build(kind: VadKind, rate: u32) -> Box<dyn Vad> {
+    kind.build_with(rate, &vad_options())
+        .unwrap_or_else(|e| panic!("build {kind} VAD at {rate} Hz: {e}"))
+}
 
 /// One labelled utterance.
 #[derive(Debug, Clone)]
@@ -61,6 +122,29 @@ pub fn load_set(rate_name: &str) -> LabelledSet {
         audio,
         labels,
     }
+}
+
+/// `samples` plus seeded white Gaussian noise at `dbfs` RMS (relative to full scale), clipped:
+/// a harder version of the set for stress numbers (the labels stay valid).
+pub fn with_noise(samples: &[i16], dbfs: f64, seed: u64) -> Vec<i16> {
+    let sigma = 32768.0 * 10f64.powf(dbfs / 20.0);
+    let mut state = seed | 1;
+    let mut uniform = move || {
+        // xorshift64*: deterministic and dependency-free.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    samples
+        .iter()
+        .map(|&s| {
+            // Box-Muller.
+            let (u1, u2) = (uniform().max(1e-12), uniform());
+            let n = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+            (f64::from(s) + sigma * n).clamp(-32768.0, 32767.0) as i16
+        })
+        .collect()
 }
 
 /// Output of one VAD run over a set.

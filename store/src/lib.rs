@@ -14,7 +14,9 @@
 
 mod api_keys;
 mod calls;
+mod customers;
 mod error;
+mod messages;
 mod phone_numbers;
 mod pool;
 mod tenants;
@@ -25,7 +27,15 @@ pub use calls::{
     Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall,
     Turn, TurnLatency,
 };
+pub use customers::{
+    Customer, CustomerPhone, CustomerUpsert, Invoice, InvoiceUpsert, PhoneKind, UpsertOutcome,
+    Upserted,
+};
 pub use error::StoreError;
+pub use messages::{
+    Callback, CallbackStatus, CreatedCursor, ListFilter, Message, MessageStatus, NewCallback,
+    NewMessage, Page,
+};
 pub use phone_numbers::PhoneNumber;
 pub use pool::{Backend, Store, StoreOptions};
 pub use tenants::Tenant;

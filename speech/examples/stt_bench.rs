@@ -1,6 +1,7 @@
 //! STT benchmark: latency, real-time factor and word error rate of [`WhisperStt`] on the
 //! fixture clips (`speech/tests/data`, transcripts in `TRANSCRIPTS.tsv`), at 16 kHz and at
-//! 8 kHz upsampled to 16 kHz (telephony), for several encoder windows.
+//! 8 kHz upsampled to 16 kHz with the `audio` crate's resampler (telephony), for several
+//! encoder windows.
 //!
 //! ```text
 //! cargo run -p speech --example stt_bench -- [--model PATH] [--threads N] [--reps N]
@@ -49,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (pcm, file_rate) = read_wav(&data.join(format!("{clip}_{}k.wav", rate / 1000)))?;
             let pcm = match file_rate {
                 16_000 => pcm,
-                8_000 => upsample_2x(&pcm),
+                8_000 => upsample_2x(&pcm)?,
                 r => return Err(format!("{clip}: unexpected rate {r}").into()),
             };
             for (ci, config) in args.configs.iter().enumerate() {
@@ -266,32 +267,13 @@ fn read_wav(path: &Path) -> Result<(Vec<f32>, u32), Box<dyn std::error::Error>> 
     Ok((pcm, rate))
 }
 
-/// 8 → 16 kHz with a Hann-windowed sinc half-band interpolator (32 taps): even outputs are the
-/// input samples, odd outputs are interpolated halfway between them.
-fn upsample_2x(x: &[f32]) -> Vec<f32> {
-    const HALF: isize = 16;
-    let taps: Vec<f32> = (-HALF..HALF)
-        .map(|k| {
-            let t = k as f64 + 0.5; // distance from the interpolated point, in input samples
-            let sinc = (std::f64::consts::PI * t).sin() / (std::f64::consts::PI * t);
-            let w = 0.5 + 0.5 * (std::f64::consts::PI * t / (HALF as f64 + 0.5)).cos();
-            (sinc * w) as f32
-        })
-        .collect();
-    let n = x.len() as isize;
-    let mut y = Vec::with_capacity(x.len() * 2);
-    for i in 0..n {
-        y.push(x[i as usize]);
-        let mut acc = 0f32;
-        for (j, k) in (-HALF..HALF).enumerate() {
-            let idx = i + 1 + k;
-            if (0..n).contains(&idx) {
-                acc += taps[j] * x[idx as usize];
-            }
-        }
-        y.push(acc);
-    }
-    y
+/// 8 → 16 kHz with the pipeline's own resampler (`audio`, rubato FFT), as a call would.
+fn upsample_2x(x: &[f32]) -> Result<Vec<f32>, Box<dyn std::error::Error>> {
+    let mut r = audio::resample::Resampler::new(8_000, 16_000)?;
+    let mut out: Vec<f32> = Vec::with_capacity(r.max_output_len(x.len()));
+    r.process(x, &mut out)?;
+    r.flush(&mut out)?;
+    Ok(out)
 }
 
 /// Word-level edit distance between reference and hypothesis after normalisation; returns

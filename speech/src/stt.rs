@@ -138,18 +138,20 @@ pub enum SttError {
         #[source]
         source: GgmlError,
     },
-    #[error("whisper model {path}: whisper.cpp could not load it: {source:?}")]
+    #[error("whisper model {path}: whisper.cpp could not load it: {source}")]
     Load {
         path: PathBuf,
+        #[source]
         source: whisper_rs::WhisperError,
     },
     #[error("no audio to transcribe")]
     EmptyAudio,
     #[error("audio sample {index} is not a finite number")]
     InvalidSample { index: usize },
-    #[error("whisper.cpp failed to {stage}: {source:?}")]
+    #[error("whisper.cpp failed to {stage}: {source}")]
     Engine {
         stage: &'static str,
+        #[source]
         source: whisper_rs::WhisperError,
     },
 }

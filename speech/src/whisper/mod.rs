@@ -36,6 +36,10 @@ pub struct WhisperStt {
 
 impl WhisperStt {
     /// Loads the ggml model at `path` once; `threads` is per transcription (≥ 1).
+    ///
+    /// Prefer 1 thread on a CPU shared with other work (other calls, other processes):
+    /// whisper.cpp's workers spin-wait at every graph node, and on an oversubscribed 2-core
+    /// machine 2 threads made each decoder step ~300 ms instead of ~10 ms (stt_bench).
     pub fn load(path: &Path, threads: usize) -> Result<Self, SttError> {
         whisper_rs::install_logging_hooks();
         // Check the file ourselves first: whisper.cpp only logs why it rejects a file.

@@ -7,6 +7,7 @@
 //! `SystemTime::now` crate-wide; only a driver module may opt out with an `allow`.
 #![deny(clippy::disallowed_methods)]
 
+pub mod auth;
 pub mod dialog;
 pub mod endpoint;
 mod ids;
@@ -16,10 +17,13 @@ pub mod sdp;
 pub mod transaction;
 mod transmit;
 
+pub use auth::Credentials;
 pub use endpoint::{
-    CallError, CallId, Config, EndReason, Endpoint, Event, IncomingCall, InviteParams, Stats,
+    CallError, CallId, Cidr, Config, EndReason, Endpoint, Event, FailureClass, IncomingCall,
+    InviteParams, RateLimit, RegistrationState, Stats, TransferOutcome, Trunk, TrunkError,
+    TrunkHealth,
 };
-pub use transmit::Transmit;
+pub use transmit::{ConnectionId, Transmit, TransportKind};
 
 /// An arbitrary starting instant for simulated-time unit tests (the only clock read in tests).
 #[cfg(test)]

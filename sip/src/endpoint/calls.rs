@@ -1,16 +1,21 @@
-//! Call-level behaviour: the application's commands (ringing, answer, reject, hangup, invite),
-//! the UAS 2xx retransmission until ACK (RFC 3261 §13.3.1.4), the UAC side of INVITE (ACK for
-//! 2xx, CANCEL after a provisional, §9.1), BYE, and how transaction outcomes end calls.
+//! Call-level behaviour shared by both directions: the application's commands on inbound calls
+//! (ringing, answer, reject) and on any call (hangup), the UAS 2xx retransmission until ACK
+//! (RFC 3261 §13.3.1.4), in-dialog requests and BYE, the per-call timers, and the call record.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::types::{CallError, CallId, EndReason, Event, InviteParams};
-use super::{ALLOWED_METHODS, Endpoint, Purpose, TimerOwner, Tx};
+use super::events::{EndReason, Event, TransferOutcome};
+use super::session::{SessionTimer, TimerAsk};
+use super::transfer::Transfer;
+use super::types::{CallError, CallId};
+use super::uac::Outbound;
+use super::{ALLOWED_METHODS, Endpoint, Purpose, SUPPORTED, TimerOwner, Tx};
 use crate::dialog::{Dialog, DialogKey};
-use crate::message::{Method, NameAddr, Request, Response};
+use crate::message::{Method, Request, Response};
 use crate::sdp::SessionDescription;
 use crate::transaction::{Deadline, InviteClient, NonInviteClient, TxKey, earliest};
+use crate::transmit::{Target, TransportKind};
 
 impl Endpoint {
     /// Sends 180 Ringing for an inbound call (idempotent while ringing).
@@ -27,7 +32,9 @@ impl Endpoint {
     }
 
     /// Answers an inbound call with 200 OK carrying `local_sdp` (the answer, or our offer if
-    /// the INVITE had none). The 200 is retransmitted until the ACK arrives.
+    /// the INVITE had none). The 200 is retransmitted until the ACK arrives. When the INVITE
+    /// asked for a session timer (or [`super::Config::session_expires`] is set), the 200
+    /// carries Session-Expires and the core refreshes or watches the session (RFC 4028).
     pub fn answer(
         &mut self,
         now: Instant,
@@ -43,11 +50,19 @@ impl Endpoint {
         let (Some(invite), peer, tag) = (c.invite.clone(), c.peer, c.local_tag.clone()) else {
             return Err(CallError::InvalidState("not an inbound call"));
         };
+        let timer = c
+            .timer_ask
+            .as_ref()
+            .and_then(|ask| ask.negotiate(self.config.session_expires, self.config.min_se));
         let mut resp = self.call_response(call, 200)?;
         for rr in invite.headers.get_all("Record-Route") {
             resp.headers.push("Record-Route", rr);
         }
         resp.headers.push("Allow", ALLOWED_METHODS);
+        resp.headers.push("Supported", SUPPORTED);
+        if let Some((interval, we_refresh)) = timer {
+            super::session::add_response_headers(&mut resp, interval, we_refresh);
+        }
         resp.headers.push("Content-Type", "application/sdp");
         resp.body = local_sdp.to_bytes();
         let local_seq = self.ids.initial_cseq();
@@ -58,12 +73,15 @@ impl Endpoint {
         if let Some(c) = self.calls.get_mut(&call) {
             c.dialog = Some(dialog);
             c.state = CallState::Answered;
-            c.ok_retx = Some(OkRetransmit {
-                bytes: resp.to_bytes(),
-                next: now + t.t1,
-                interval: t.t1,
-                give_up: now + t.timeout(),
-            });
+            c.local_sdp = Some(local_sdp.clone());
+            c.timer = timer.map(|(i, r)| SessionTimer::start(now, i, r));
+            c.ok_retx = Some(OkRetransmit::new(
+                resp.to_bytes(),
+                now,
+                t.t1,
+                t.timeout(),
+                None,
+            ));
         }
         self.schedule(TimerOwner::Call(call));
         Ok(())
@@ -88,7 +106,7 @@ impl Endpoint {
     /// Ends a call from our side: BYE when established, CANCEL for an outbound call not yet
     /// answered, 480 for an inbound call not yet answered. An answered inbound call whose ACK
     /// has not arrived gets its BYE once the ACK arrives (RFC 3261 §15). The
-    /// [`Event::CallEnded`] follows when the exchange completes.
+    /// [`super::Event::CallEnded`] follows when the exchange completes.
     pub fn hangup(&mut self, now: Instant, call: CallId) -> Result<(), CallError> {
         let state = self.calls.get(&call).ok_or(CallError::UnknownCall)?.state;
         match state {
@@ -114,67 +132,6 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Places an outbound call: sends the INVITE with `params.offer`.
-    pub fn invite(&mut self, now: Instant, params: InviteParams) -> Result<CallId, CallError> {
-        let call = self.new_call_id();
-        let host = self.config.sent_by();
-        let sip_call_id = self.ids.call_id(&host);
-        let local_tag = self.ids.tag();
-        let seq = self.ids.initial_cseq();
-        let (via, branch) = self.via();
-        let mut from = NameAddr::new(params.from).with_tag(&local_tag);
-        from.display_name = params.from_display;
-        let mut req = Request::new(Method::Invite, params.target.clone());
-        req.headers.push("Via", via);
-        req.headers.push("Max-Forwards", "70");
-        req.headers.push("From", from.to_string());
-        req.headers
-            .push("To", NameAddr::new(params.target).to_string());
-        req.headers.push("Call-ID", sip_call_id.as_str());
-        req.headers.push("CSeq", format!("{seq} INVITE"));
-        req.headers.push("Contact", self.config.contact());
-        req.headers.push("Allow", ALLOWED_METHODS);
-        req.headers
-            .push("User-Agent", self.config.user_agent.as_str());
-        for (n, v) in params.headers {
-            req.headers.push(&n, v);
-        }
-        req.headers.push("Content-Type", "application/sdp");
-        req.body = params.offer.to_bytes();
-        let key = TxKey::client(&branch, &Method::Invite);
-        let tx = InviteClient::start(
-            now,
-            req.clone(),
-            params.destination,
-            false,
-            self.config.timers,
-            &mut self.out,
-        );
-        self.add_tx(
-            key.clone(),
-            Tx::InviteClient(Box::new(tx)),
-            Some(call),
-            Purpose::Invite,
-        );
-        let mut c = Call::new(
-            local_tag,
-            DialogKey {
-                call_id: sip_call_id.clone(),
-                local_tag: String::new(),
-                remote_tag: String::new(),
-            },
-            params.destination,
-            CallState::Calling,
-        );
-        c.dialog_key = None;
-        c.invite = Some(req);
-        c.invite_tx = Some(key);
-        self.calls.insert(call, c);
-        self.stats.calls_outbound += 1;
-        self.stats.requests_sent += 1;
-        Ok(call)
-    }
-
     // ---- internals --------------------------------------------------------------------
 
     pub(super) fn new_call_id(&mut self) -> CallId {
@@ -189,9 +146,10 @@ impl Endpoint {
             .invite
             .as_ref()
             .ok_or(CallError::InvalidState("not an inbound call"))?;
-        let mut resp = self.response(invite, status, Some(&c.local_tag), c.peer);
+        let mut resp = self.response(invite, status, Some(&c.local_tag), c.link);
         if status < 300 {
-            resp.headers.push("Contact", self.config.contact());
+            resp.headers
+                .push("Contact", self.config.contact_for(c.link.transport));
         }
         Ok(resp)
     }
@@ -216,12 +174,19 @@ impl Endpoint {
     }
 
     /// Emits `CallEnded` and forgets the call. Transactions it started run on unattended.
+    /// A transfer still pending is reported as failed first.
     pub(super) fn end_call(&mut self, call: CallId, reason: EndReason) {
         let Some(c) = self.calls.remove(&call) else {
             return;
         };
         if let Some(k) = c.dialog_key {
             self.dialogs.remove(&k);
+        }
+        if c.transfer.is_some() && reason != EndReason::Transferred {
+            self.events.push_back(Event::TransferResult {
+                call,
+                outcome: TransferOutcome::Failed { status: 487 },
+            });
         }
         self.events.push_back(Event::CallEnded { call, reason });
     }
@@ -230,18 +195,37 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&call) else {
             return;
         };
-        if c.state != CallState::Answered {
-            self.stats.stray_acks += 1;
-            return;
-        }
-        c.state = CallState::Confirmed;
-        c.ok_retx = None;
-        let hangup = c.hangup_after_ack;
+        let seq = ack.headers.cseq().map(|s| s.seq).ok();
         let remote_sdp = if ack.body.is_empty() {
             None
         } else {
             SessionDescription::parse(&ack.body).ok()
         };
+        match c.state {
+            CallState::Answered => {}
+            // The ACK for our 2xx to a re-INVITE.
+            CallState::Confirmed | CallState::Terminating
+                if c.ok_retx
+                    .as_ref()
+                    .is_some_and(|r| r.reinvite_seq == seq && seq.is_some()) =>
+            {
+                c.ok_retx = None;
+                if let Some(sdp) = remote_sdp {
+                    self.on_answer_in_ack(call, sdp);
+                }
+                return;
+            }
+            _ => {
+                self.stats.stray_acks += 1;
+                return;
+            }
+        }
+        c.state = CallState::Confirmed;
+        c.ok_retx = None;
+        if remote_sdp.is_some() {
+            c.remote_sdp.clone_from(&remote_sdp);
+        }
+        let hangup = c.hangup_after_ack;
         self.events
             .push_back(Event::CallEstablished { call, remote_sdp });
         if hangup {
@@ -249,221 +233,86 @@ impl Endpoint {
         }
     }
 
-    /// Sends BYE in the call's dialog. With `track`, the call ends when the BYE completes;
-    /// without, the call is being ended by the caller of this function.
-    fn send_bye(&mut self, now: Instant, call: CallId, track: bool) {
+    /// Builds an in-dialog request (next CSeq), lets `customize` add headers and body, picks
+    /// the dialog's transport and starts a client transaction owned by `owner`.
+    pub(super) fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        method: Method,
+        purpose: Purpose,
+        owner: Option<CallId>,
+        customize: impl FnOnce(&mut Request),
+    ) -> bool {
         let (via, branch) = self.via();
         let symmetric = self.config.symmetric_signalling;
+        let contact = self.config.contact();
         let Some(c) = self.calls.get_mut(&call) else {
-            return;
+            return false;
         };
         let Some(d) = c.dialog.as_mut() else {
-            return;
+            return false;
         };
-        let bye = d.request(Method::Bye, &via);
+        let mut req = d.request(method.clone(), &via);
         let dest = d.destination(symmetric);
-        c.state = CallState::Terminating;
-        let tx = NonInviteClient::start(
+        let link = c.link;
+        if matches!(method, Method::Invite | Method::Update | Method::Refer) {
+            req.headers.push("Contact", contact);
+        }
+        customize(&mut req);
+        let pref = (link.transport == TransportKind::Tcp).then_some(TransportKind::Tcp);
+        let conn = if dest == link.addr { link.conn } else { None };
+        let target = self.route_request(&mut req, dest, pref, conn);
+        let timers = self.config.timers;
+        let key = TxKey::client(&branch, &method);
+        let tx = if method == Method::Invite {
+            Tx::InviteClient(Box::new(InviteClient::start(
+                now,
+                req,
+                target,
+                timers,
+                &mut self.out,
+            )))
+        } else {
+            Tx::NonInviteClient(NonInviteClient::start(
+                now,
+                req.to_bytes(),
+                target,
+                timers,
+                &mut self.out,
+            ))
+        };
+        self.add_tx(key, tx, owner, purpose);
+        true
+    }
+
+    /// Sends BYE in the call's dialog. With `track`, the call ends when the BYE completes
+    /// (with `end_after_bye`, or `LocalBye`); without, the caller ends the call itself.
+    pub(super) fn send_bye(&mut self, now: Instant, call: CallId, track: bool) {
+        let sent = self.send_in_dialog(
             now,
-            bye.to_bytes(),
-            dest,
-            false,
-            self.config.timers,
-            &mut self.out,
-        );
-        self.stats.requests_sent += 1;
-        let owner = track.then_some(call);
-        self.add_tx(
-            TxKey::client(&branch, &Method::Bye),
-            Tx::NonInviteClient(tx),
-            owner,
+            call,
+            Method::Bye,
             Purpose::Bye,
+            track.then_some(call),
+            |_| {},
         );
-    }
-
-    /// CANCEL for our pending INVITE (same branch, RFC 3261 §9.1).
-    fn send_cancel(&mut self, now: Instant, call: CallId) {
-        let deadline = now + self.config.timers.timeout();
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        let Some(inv) = &c.invite else {
-            return;
-        };
-        let mut cancel = Request::new(Method::Cancel, inv.uri.clone());
-        for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
-            if let Some(v) = inv.headers.get(name) {
-                cancel.headers.push(name, v);
-            }
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.state = CallState::Terminating;
+            c.timer = None;
         }
-        let seq = inv.headers.cseq().map(|s| s.seq).unwrap_or(1);
-        cancel.headers.push("CSeq", format!("{seq} CANCEL"));
-        for r in inv.headers.get_all("Route") {
-            cancel.headers.push("Route", r);
-        }
-        let branch = inv
-            .headers
-            .top_via()
-            .ok()
-            .and_then(|v| v.branch().map(str::to_owned))
-            .unwrap_or_default();
-        c.cancel_pending = false;
-        c.cancelled = true;
-        c.cancel_deadline = Some(deadline);
-        let dest = c.peer;
-        let tx = NonInviteClient::start(
-            now,
-            cancel.to_bytes(),
-            dest,
-            false,
-            self.config.timers,
-            &mut self.out,
-        );
-        self.stats.requests_sent += 1;
-        self.add_tx(
-            TxKey::client(&branch, &Method::Cancel),
-            Tx::NonInviteClient(tx),
-            Some(call),
-            Purpose::Cancel,
-        );
-        self.schedule(TimerOwner::Call(call));
-    }
-
-    pub(super) fn on_client_response(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        call: CallId,
-        purpose: Purpose,
-        resp: &Response,
-    ) {
-        match purpose {
-            Purpose::Invite => self.on_invite_response(now, from, call, resp),
-            Purpose::Bye if resp.status >= 200 => self.end_call(call, EndReason::LocalBye),
-            _ => {}
+        if !sent && track {
+            let reason = self.bye_reason(call);
+            self.end_call(call, reason);
         }
     }
 
-    fn on_invite_response(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        call: CallId,
-        resp: &Response,
-    ) {
-        let Some(c) = self.calls.get_mut(&call) else {
-            return;
-        };
-        match resp.status {
-            100..=199 => {
-                if c.state == CallState::Calling {
-                    c.state = CallState::Early;
-                }
-                let cancel = c.cancel_pending;
-                if resp.status > 100 {
-                    self.events.push_back(Event::CallProgress {
-                        call,
-                        status: resp.status,
-                        remote_sdp: sdp_body(resp),
-                    });
-                }
-                if cancel {
-                    self.send_cancel(now, call);
-                }
-            }
-            200..=299 => {
-                if let Some((dest, ack)) = &c.ack {
-                    // A retransmitted 2xx: our ACK was lost.
-                    self.out.resend(*dest, ack);
-                    return;
-                }
-                let Some(invite) = c.invite.clone() else {
-                    return;
-                };
-                let Ok(dialog) = Dialog::uac(&invite, resp, from) else {
-                    // A 2xx we cannot form a dialog from: nothing sane to ACK; give up.
-                    return self.end_call(
-                        call,
-                        EndReason::RemoteRejected {
-                            status: resp.status,
-                            reason: "unusable 2xx".into(),
-                        },
-                    );
-                };
-                let (via, _) = self.via();
-                let seq = invite.headers.cseq().map(|s| s.seq).unwrap_or(1);
-                let ack = dialog.ack(seq, &via).to_bytes();
-                let dest = dialog.destination(self.config.symmetric_signalling);
-                self.out.send(dest, ack.clone());
-                self.stats.requests_sent += 1;
-                let key = dialog.key();
-                let Some(c) = self.calls.get_mut(&call) else {
-                    return;
-                };
-                let hang_up = c.cancel_pending || c.cancelled;
-                c.ack = Some((dest, ack));
-                c.dialog = Some(dialog);
-                c.dialog_key = Some(key.clone());
-                c.state = CallState::Confirmed;
-                c.cancel_deadline = None;
-                self.dialogs.insert(key, call);
-                self.events.push_back(Event::CallEstablished {
-                    call,
-                    remote_sdp: sdp_body(resp),
-                });
-                if hang_up {
-                    // CANCEL lost the race with the 2xx: end the call we no longer want.
-                    self.send_bye(now, call, true);
-                }
-            }
-            status => {
-                let reason = if c.cancelled && status == 487 {
-                    EndReason::LocalCancel
-                } else {
-                    EndReason::RemoteRejected {
-                        status,
-                        reason: resp.reason.clone(),
-                    }
-                };
-                self.end_call(call, reason);
-            }
-        }
-    }
-
-    /// A response no transaction claims: a 2xx to an INVITE after Timer M would be a lost ACK.
-    pub(super) fn on_stray_response(&mut self, _now: Instant, _from: SocketAddr, resp: &Response) {
-        if resp.is_success()
-            && let Ok(cseq) = resp.headers.cseq()
-            && cseq.method == Method::Invite
-            && let (Ok(call_id), Ok(from), Ok(to)) = (
-                resp.headers.call_id(),
-                resp.headers.from(),
-                resp.headers.to(),
-            )
-        {
-            let key = DialogKey {
-                call_id: call_id.to_owned(),
-                local_tag: from.tag().unwrap_or_default().to_owned(),
-                remote_tag: to.tag().unwrap_or_default().to_owned(),
-            };
-            if let Some(c) = self.dialogs.get(&key).and_then(|id| self.calls.get(id))
-                && let Some((dest, ack)) = &c.ack
-            {
-                self.out.resend(*dest, ack);
-                return;
-            }
-        }
-        self.stats.stray_responses += 1;
-    }
-
-    pub(super) fn on_tx_timed_out(&mut self, _now: Instant, call: CallId, purpose: Purpose) {
-        let cancelled = self.calls.get(&call).is_some_and(|c| c.cancelled);
-        match purpose {
-            Purpose::Invite if cancelled => self.end_call(call, EndReason::LocalCancel),
-            Purpose::Invite => self.end_call(call, EndReason::Timeout),
-            Purpose::Bye => self.end_call(call, EndReason::LocalBye),
-            Purpose::Cancel | Purpose::Server => {}
-        }
+    /// What to report once our tracked BYE completes.
+    pub(super) fn bye_reason(&self, call: CallId) -> EndReason {
+        self.calls
+            .get(&call)
+            .and_then(|c| c.end_after_bye.clone())
+            .unwrap_or(EndReason::LocalBye)
     }
 
     pub(super) fn call_timeout(&mut self, now: Instant, call: CallId) {
@@ -474,13 +323,14 @@ impl Endpoint {
         if let Some(r) = c.ok_retx.as_mut() {
             if r.give_up <= now {
                 c.ok_retx = None;
-                // RFC 3261 §13.3.1.4: no ACK within 64*T1 — confirm and end the session.
+                // RFC 3261 §13.3.1.4 (and §14.2 for re-INVITEs): no ACK within 64*T1 —
+                // end the session.
                 self.send_bye(now, call, false);
                 self.end_call(call, EndReason::AckTimeout);
                 return;
             }
             if r.next <= now {
-                self.out.resend(c.peer, &r.bytes);
+                self.out.resend(c.link, &r.bytes);
                 r.interval = (r.interval * 2).min(timers.t2);
                 r.next = now + r.interval;
             }
@@ -492,9 +342,17 @@ impl Endpoint {
             {
                 self.transactions.remove(&id);
             }
-            self.end_call(call, EndReason::LocalCancel);
+            let reason = if c.outbound.as_ref().is_some_and(|o| o.ring_timed_out) {
+                EndReason::RingTimeout
+            } else {
+                EndReason::LocalCancel
+            };
+            self.end_call(call, reason);
             return;
         }
+        self.ringing_timeout(now, call);
+        self.session_timer_due(now, call);
+        self.transfer_due(now, call);
         self.schedule(TimerOwner::Call(call));
     }
 }
@@ -516,44 +374,84 @@ pub(super) enum CallState {
 
 /// Retransmission schedule of our 2xx until the ACK arrives.
 #[derive(Debug)]
-struct OkRetransmit {
+pub(super) struct OkRetransmit {
     bytes: Vec<u8>,
     next: Instant,
     interval: Duration,
     give_up: Instant,
+    /// For a 2xx to a re-INVITE: its CSeq (the ACK must match it).
+    pub(super) reinvite_seq: Option<u32>,
+}
+
+impl OkRetransmit {
+    pub(super) fn new(
+        bytes: Vec<u8>,
+        now: Instant,
+        t1: Duration,
+        timeout: Duration,
+        reinvite_seq: Option<u32>,
+    ) -> Self {
+        Self {
+            bytes,
+            next: now + t1,
+            interval: t1,
+            give_up: now + timeout,
+            reinvite_seq,
+        }
+    }
 }
 
 #[derive(Debug)]
 pub(super) struct Call {
     pub(super) local_tag: String,
-    dialog_key: Option<DialogKey>,
+    pub(super) dialog_key: Option<DialogKey>,
     /// Inbound: where the INVITE came from; outbound: where we sent it.
-    peer: SocketAddr,
+    pub(super) peer: SocketAddr,
+    /// Transport (and connection) for signalling with the peer.
+    pub(super) link: Target,
     pub(super) state: CallState,
-    /// The INVITE received (inbound) or sent (outbound).
+    /// The INVITE received (inbound) or sent (outbound, latest attempt).
     pub(super) invite: Option<Request>,
     pub(super) invite_tx: Option<TxKey>,
     pub(super) dialog: Option<Dialog>,
-    ok_retx: Option<OkRetransmit>,
-    hangup_after_ack: bool,
-    cancel_pending: bool,
-    cancelled: bool,
-    cancel_deadline: Option<Instant>,
+    pub(super) ok_retx: Option<OkRetransmit>,
+    pub(super) hangup_after_ack: bool,
+    pub(super) cancel_pending: bool,
+    pub(super) cancelled: bool,
+    pub(super) cancel_deadline: Option<Instant>,
     /// Outbound: our ACK for the 2xx, resent when the 2xx is retransmitted.
-    ack: Option<(SocketAddr, Vec<u8>)>,
+    pub(super) ack: Option<(Target, Vec<u8>)>,
+    /// Outbound-only state (credentials, ringing timeout…).
+    pub(super) outbound: Option<Box<Outbound>>,
+    /// Our current SDP (answer or offer), the base for answering re-offers.
+    pub(super) local_sdp: Option<SessionDescription>,
+    pub(super) remote_sdp: Option<SessionDescription>,
+    /// Inbound: what the INVITE asked of session timers.
+    pub(super) timer_ask: Option<TimerAsk>,
+    pub(super) timer: Option<SessionTimer>,
+    /// The peer listed UPDATE in Allow (we refresh with UPDATE then).
+    pub(super) peer_allows_update: bool,
+    /// Our session refresh is in flight.
+    pub(super) refresh_pending: bool,
+    /// Our ACK for the 2xx to our refresh re-INVITE.
+    pub(super) refresh_ack: Option<(Target, Vec<u8>, u32)>,
+    pub(super) transfer: Option<Transfer>,
+    /// Reported when our BYE completes (e.g. `Transferred`, `SessionExpired`).
+    pub(super) end_after_bye: Option<EndReason>,
 }
 
 impl Call {
     pub(super) fn new(
         local_tag: String,
         dialog_key: DialogKey,
-        peer: SocketAddr,
+        link: Target,
         state: CallState,
     ) -> Self {
         Self {
             local_tag,
             dialog_key: Some(dialog_key),
-            peer,
+            peer: link.addr,
+            link,
             state,
             invite: None,
             invite_tx: None,
@@ -564,10 +462,27 @@ impl Call {
             cancelled: false,
             cancel_deadline: None,
             ack: None,
+            outbound: None,
+            local_sdp: None,
+            remote_sdp: None,
+            timer_ask: None,
+            timer: None,
+            peer_allows_update: false,
+            refresh_pending: false,
+            refresh_ack: None,
+            transfer: None,
+            end_after_bye: None,
         }
     }
 
     pub(super) fn deadline(&self) -> Deadline {
+        let ringing = self
+            .outbound
+            .as_ref()
+            .filter(|o| !o.ring_timed_out && !self.cancelled)
+            .filter(|_| matches!(self.state, CallState::Calling | CallState::Early))
+            .and_then(|o| o.ring_deadline)
+            .map(|t| (t, "ringing timeout"));
         earliest(&[
             self.ok_retx.as_ref().map(|r| (r.next, "2xx retransmit")),
             self.ok_retx
@@ -575,13 +490,18 @@ impl Call {
                 .map(|r| (r.give_up, "ACK wait (64*T1)")),
             self.cancel_deadline
                 .map(|t| (t, "final response after CANCEL")),
+            ringing,
+            self.timer.as_ref().map(SessionTimer::deadline),
+            self.transfer
+                .as_ref()
+                .map(|t| (t.deadline, "transfer timeout")),
         ])
     }
 }
 
-fn sdp_body(resp: &Response) -> Option<SessionDescription> {
-    if resp.body.is_empty() {
+pub(super) fn sdp_body(body: &[u8]) -> Option<SessionDescription> {
+    if body.is_empty() {
         return None;
     }
-    SessionDescription::parse(&resp.body).ok()
+    SessionDescription::parse(body).ok()
 }

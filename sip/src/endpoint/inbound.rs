@@ -1,25 +1,23 @@
 //! Inbound requests: the RFC 3261 §8.2 checks in order (version, method, URI scheme, Require),
 //! dialog matching (§12.2.2), and the out-of-dialog INVITE, OPTIONS and CANCEL handling.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::calls::{Call, CallState};
-use super::{ALLOWED_METHODS, Endpoint, Event, Purpose, Tx, implemented};
+use super::session::TimerAsk;
+use super::{ALLOWED_METHODS, Endpoint, Event, Purpose, SUPPORTED, Tx, admission, implemented};
 use crate::dialog::DialogKey;
-use crate::endpoint::types::{EndReason, IncomingCall};
+use crate::endpoint::events::EndReason;
+use crate::endpoint::types::IncomingCall;
 use crate::message::build::{error_response, response_to};
-use crate::message::{Method, ParseError, ParseErrorKind, Request, Response, Uri, Version};
+use crate::message::{Method, ParseError, Request, Response, Uri, Version};
 use crate::sdp::{SessionDescription, negotiate};
 use crate::transaction::AckMatch;
 use crate::transaction::{InviteServer, NonInviteServer, TxKey};
+use crate::transmit::Target;
 
 impl Endpoint {
-    pub(super) fn handle_parse_error(&mut self, _now: Instant, from: SocketAddr, e: &ParseError) {
-        if *e.kind() == ParseErrorKind::Empty {
-            self.stats.keepalives_received += 1;
-            return;
-        }
+    pub(super) fn handle_parse_error(&mut self, _now: Instant, from: Target, e: &ParseError) {
         // Never answer an ACK; answer other requests when the error kept enough context.
         let Some(ctx) = e.reply_context().filter(|c| c.method != Some(Method::Ack)) else {
             self.stats.dropped_malformed += 1;
@@ -49,7 +47,7 @@ impl Endpoint {
         self.send_stateless(from, &resp);
     }
 
-    pub(super) fn handle_request(&mut self, now: Instant, source: SocketAddr, req: Request) {
+    pub(super) fn handle_request(&mut self, now: Instant, source: Target, req: Request) {
         self.stats.requests_received += 1;
         if req.method == Method::Ack {
             self.handle_ack(now, source, req);
@@ -88,10 +86,14 @@ impl Endpoint {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        if !required.is_empty() && req.method != Method::Cancel {
-            // We support no extensions yet (issue 4 may add timer/100rel); list all of them.
+        let unsupported: Vec<String> = required
+            .into_iter()
+            .filter(|t| !SUPPORTED.split(", ").any(|s| s.eq_ignore_ascii_case(t)))
+            .collect();
+        if !unsupported.is_empty() && req.method != Method::Cancel {
+            // Notably 100rel: we do not implement PRACK (RFC 3262); see the crate README.
             return self.reply(now, source, &req, key, 420, |r| {
-                r.headers.push("Unsupported", required.join(", "));
+                r.headers.push("Unsupported", unsupported.join(", "));
             });
         }
         // CANCEL matches a transaction, not a dialog (it may carry a To tag for a re-INVITE).
@@ -109,7 +111,9 @@ impl Endpoint {
         match req.method {
             Method::Invite => self.handle_invite(now, source, req, key),
             Method::Options => self.reply(now, source, &req, key, 200, add_capabilities),
-            // BYE and INFO only exist inside a dialog.
+            // We do not let peers transfer the agent elsewhere.
+            Method::Refer => self.reply(now, source, &req, key, 403, |_| {}),
+            // BYE, INFO, UPDATE and NOTIFY only exist inside a dialog.
             _ => self.reply(now, source, &req, key, 481, |_| {}),
         }
     }
@@ -118,7 +122,7 @@ impl Endpoint {
     pub(super) fn reply(
         &mut self,
         now: Instant,
-        source: SocketAddr,
+        source: Target,
         req: &Request,
         key: TxKey,
         status: u16,
@@ -135,14 +139,14 @@ impl Endpoint {
         &mut self,
         req: &Request,
         key: TxKey,
-        source: SocketAddr,
+        source: Target,
         call: Option<super::CallId>,
     ) -> u64 {
         let timers = self.config.timers;
         let tx = if req.method == Method::Invite {
-            Tx::InviteServer(InviteServer::new(source, false, timers))
+            Tx::InviteServer(InviteServer::new(source, timers))
         } else {
-            Tx::NonInviteServer(NonInviteServer::new(source, false, timers))
+            Tx::NonInviteServer(NonInviteServer::new(source, timers))
         };
         self.add_tx(key, tx, call, Purpose::Server)
     }
@@ -155,8 +159,9 @@ impl Endpoint {
         req: &Request,
         status: u16,
         to_tag: Option<&str>,
-        source: SocketAddr,
+        source: Target,
     ) -> Response {
+        let source = source.addr;
         let mut resp = response_to(req, status, to_tag);
         if let Ok(mut via) = req.headers.top_via() {
             let source_ip = source.ip().to_string();
@@ -183,7 +188,7 @@ impl Endpoint {
         resp
     }
 
-    fn handle_invite(&mut self, now: Instant, source: SocketAddr, req: Request, key: TxKey) {
+    fn handle_invite(&mut self, now: Instant, source: Target, req: Request, key: TxKey) {
         let accept = req.headers.accept();
         if !accept.is_empty() && !accept.iter().any(|a| a.admits("application", "sdp")) {
             let warning = format!(
@@ -221,6 +226,28 @@ impl Endpoint {
             return;
         };
         let call_id = call_id.to_owned();
+        let refuse = |ep: &mut Self, status: u16, f: &dyn Fn(&mut Response)| {
+            ep.reply(now, source, &req, key.clone(), status, f);
+            ep.events.push_back(Event::InboundRejected {
+                sip_call_id: call_id.clone(),
+                from: from.clone(),
+                status,
+                source: source.addr,
+            });
+        };
+        if let Some(max) = self.config.max_concurrent_calls
+            && self.calls.len() >= max
+        {
+            self.stats.calls_rejected_capacity += 1;
+            let retry = self.config.retry_after.to_string();
+            return refuse(self, 503, &|r| r.headers.push("Retry-After", retry.clone()));
+        }
+        let timer_ask = TimerAsk::of(&req);
+        if timer_ask.interval.is_some_and(|i| i < self.config.min_se) {
+            // RFC 4028 §8.1: the interval is below what we accept.
+            let min = self.config.min_se.to_string();
+            return refuse(self, 422, &|r| r.headers.push("Min-SE", min.clone()));
+        }
         if let Some(offer) = &offer
             && negotiate(offer, &self.config.codecs).is_err()
         {
@@ -229,17 +256,12 @@ impl Endpoint {
                 "305 {} \"Incompatible media format\"",
                 self.config.sent_by()
             );
-            self.reply(now, source, &req, key, 488, |r| {
-                r.headers.push("Warning", warning);
-            });
-            self.events.push_back(Event::InboundRejected {
-                sip_call_id: call_id,
-                from,
-                status: 488,
-                source,
-            });
-            return;
+            return refuse(self, 488, &|r| r.headers.push("Warning", warning.clone()));
         }
+        let trunk = admission::match_source(&self.config.allowed_sources, source.addr.ip())
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         self.stats.calls_inbound += 1;
         let call = self.new_call_id();
         let local_tag = self.ids.tag();
@@ -252,10 +274,10 @@ impl Endpoint {
             remote_tag: from.tag().unwrap_or_default().to_owned(),
         };
         self.dialogs.insert(dialog_key.clone(), call);
-        self.calls.insert(
-            call,
-            Call::inbound(local_tag, dialog_key, req.clone(), key, source),
-        );
+        let mut c = Call::inbound(local_tag, dialog_key, req.clone(), key, source);
+        c.timer_ask = Some(timer_ask);
+        c.peer_allows_update = req.headers.allow().contains(&Method::Update);
+        self.calls.insert(call, c);
         self.events
             .push_back(Event::IncomingCall(Box::new(IncomingCall {
                 call,
@@ -264,11 +286,12 @@ impl Endpoint {
                 to,
                 request_uri: req.uri,
                 offer,
-                source,
+                source: source.addr,
+                trunk,
             })));
     }
 
-    fn handle_cancel(&mut self, now: Instant, source: SocketAddr, req: Request, key: TxKey) {
+    fn handle_cancel(&mut self, now: Instant, source: Target, req: Request, key: TxKey) {
         let invite_key = key.with_method(Method::Invite);
         let invite_tx = self.tx_index.get(&invite_key).copied();
         let Some(invite_tx) = invite_tx else {
@@ -293,7 +316,7 @@ impl Endpoint {
         }
     }
 
-    fn handle_ack(&mut self, now: Instant, _source: SocketAddr, req: Request) {
+    fn handle_ack(&mut self, now: Instant, _source: Target, req: Request) {
         if let Ok(key) = TxKey::for_request(&req)
             && let Some(&id) = self.tx_index.get(&key)
             && let Some(entry) = self.transactions.get_mut(&id)
@@ -325,78 +348,13 @@ impl Endpoint {
             None => self.stats.stray_acks += 1,
         }
     }
-
-    fn handle_in_dialog(
-        &mut self,
-        now: Instant,
-        source: SocketAddr,
-        req: Request,
-        key: TxKey,
-        to_tag: String,
-    ) {
-        let dialog_key = DialogKey {
-            call_id: req.headers.call_id().unwrap_or_default().to_owned(),
-            local_tag: to_tag,
-            remote_tag: req
-                .headers
-                .from()
-                .ok()
-                .and_then(|f| f.tag().map(str::to_owned))
-                .unwrap_or_default(),
-        };
-        let Some(call) = self.dialogs.get(&dialog_key).copied() else {
-            return self.reply(now, source, &req, key, 481, |_| {});
-        };
-        let seq = req.headers.cseq().map(|c| c.seq).unwrap_or(0);
-        let in_order = self
-            .calls
-            .get_mut(&call)
-            .and_then(|c| c.dialog.as_mut())
-            .is_none_or(|d| d.accept_remote_seq(seq));
-        if !in_order {
-            return self.reply(now, source, &req, key, 500, |_| {});
-        }
-        let tag = dialog_key.local_tag.clone();
-        let respond = |ep: &mut Self, status: u16, f: &dyn Fn(&mut Response)| {
-            let mut resp = ep.response(&req, status, Some(&tag), source);
-            f(&mut resp);
-            let id = ep.new_server_tx(&req, key.clone(), source, Some(call));
-            ep.respond_tx(now, id, &resp);
-        };
-        match req.method {
-            Method::Bye => {
-                respond(self, 200, &|_| {});
-                let pending = self
-                    .calls
-                    .get(&call)
-                    .is_some_and(|c| c.state == CallState::Ringing);
-                if pending {
-                    self.reject_invite(now, call, 487);
-                }
-                self.end_call(call, EndReason::RemoteBye);
-            }
-            Method::Options => respond(self, 200, &|r| add_capabilities(r)),
-            Method::Info => {
-                respond(self, 200, &|_| {});
-                self.events.push_back(Event::InfoReceived {
-                    call,
-                    content_type: req.headers.get("Content-Type").map(str::to_owned),
-                    body: req.body.clone(),
-                });
-            }
-            // Re-INVITE (hold/resume, session refresh) is issue 4; until then refuse the
-            // change and keep the call as it is (RFC 3261 §14.2).
-            Method::Invite => respond(self, 488, &|_| {}),
-            _ => respond(self, 405, &|r| r.headers.push("Allow", ALLOWED_METHODS)),
-        }
-    }
 }
 
 /// Allow / Accept / Supported for OPTIONS answers.
-fn add_capabilities(r: &mut Response) {
+pub(super) fn add_capabilities(r: &mut Response) {
     r.headers.push("Allow", ALLOWED_METHODS);
     r.headers.push("Accept", "application/sdp");
-    r.headers.push("Supported", "");
+    r.headers.push("Supported", SUPPORTED);
 }
 
 impl Call {
@@ -405,7 +363,7 @@ impl Call {
         dialog_key: DialogKey,
         invite: Request,
         invite_key: TxKey,
-        source: SocketAddr,
+        source: Target,
     ) -> Self {
         let mut c = Call::new(local_tag, dialog_key, source, CallState::Ringing);
         c.invite = Some(invite);

@@ -1,11 +1,10 @@
 //! Client transactions (RFC 3261 §17.1, RFC 6026 §7.2).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Deadline, Expiry, Timers, earliest};
 use crate::message::{Method, Request, Response};
-use crate::transmit::Outbox;
+use crate::transmit::{Outbox, Target};
 
 /// Whether a response goes on to the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +29,7 @@ pub(crate) struct InviteClient {
     state: InviteState,
     request: Request,
     bytes: Vec<u8>,
-    dest: SocketAddr,
+    dest: Target,
     reliable: bool,
     timers: Timers,
     ack: Option<Vec<u8>>,
@@ -45,11 +44,11 @@ impl InviteClient {
     pub(crate) fn start(
         now: Instant,
         request: Request,
-        dest: SocketAddr,
-        reliable: bool,
+        dest: Target,
         timers: Timers,
         out: &mut Outbox,
     ) -> Self {
+        let reliable = dest.reliable();
         let bytes = request.to_bytes();
         out.send(dest, bytes.clone());
         Self {
@@ -150,6 +149,15 @@ impl InviteClient {
         self.state == InviteState::Terminated
     }
 
+    pub(crate) fn dest(&self) -> Target {
+        self.dest
+    }
+
+    /// Gives up at once (transport error); the caller treats it like Timer B.
+    pub(crate) fn abort(&mut self) {
+        self.terminate();
+    }
+
     pub(crate) fn deadline(&self) -> Deadline {
         earliest(&[
             self.timer_a
@@ -202,7 +210,7 @@ enum NonInviteState {
 pub(crate) struct NonInviteClient {
     state: NonInviteState,
     bytes: Vec<u8>,
-    dest: SocketAddr,
+    dest: Target,
     reliable: bool,
     timers: Timers,
     timer_e: Option<(Instant, Duration)>,
@@ -214,11 +222,11 @@ impl NonInviteClient {
     pub(crate) fn start(
         now: Instant,
         bytes: Vec<u8>,
-        dest: SocketAddr,
-        reliable: bool,
+        dest: Target,
         timers: Timers,
         out: &mut Outbox,
     ) -> Self {
+        let reliable = dest.reliable();
         out.send(dest, bytes.clone());
         Self {
             state: NonInviteState::Trying,
@@ -255,6 +263,15 @@ impl NonInviteClient {
 
     pub(crate) fn is_terminated(&self) -> bool {
         self.state == NonInviteState::Terminated
+    }
+
+    pub(crate) fn dest(&self) -> Target {
+        self.dest
+    }
+
+    /// Gives up at once (transport error); the caller treats it like Timer F.
+    pub(crate) fn abort(&mut self) {
+        self.terminate();
     }
 
     pub(crate) fn deadline(&self) -> Deadline {

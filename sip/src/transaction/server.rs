@@ -1,10 +1,9 @@
 //! Server transactions (RFC 3261 §17.2, RFC 6026 §7.1).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Deadline, Expiry, Timers, earliest};
-use crate::transmit::Outbox;
+use crate::transmit::{Outbox, Target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InviteState {
@@ -30,7 +29,7 @@ pub(crate) enum AckMatch {
 #[derive(Debug)]
 pub(crate) struct InviteServer {
     state: InviteState,
-    peer: SocketAddr,
+    peer: Target,
     reliable: bool,
     timers: Timers,
     last_response: Option<Vec<u8>>,
@@ -42,7 +41,8 @@ pub(crate) struct InviteServer {
 }
 
 impl InviteServer {
-    pub(crate) fn new(peer: SocketAddr, reliable: bool, timers: Timers) -> Self {
+    pub(crate) fn new(peer: Target, timers: Timers) -> Self {
+        let reliable = peer.reliable();
         Self {
             state: InviteState::Proceeding,
             peer,
@@ -168,7 +168,7 @@ enum NonInviteState {
 #[derive(Debug)]
 pub(crate) struct NonInviteServer {
     state: NonInviteState,
-    peer: SocketAddr,
+    peer: Target,
     reliable: bool,
     timers: Timers,
     last_response: Option<Vec<u8>>,
@@ -176,7 +176,8 @@ pub(crate) struct NonInviteServer {
 }
 
 impl NonInviteServer {
-    pub(crate) fn new(peer: SocketAddr, reliable: bool, timers: Timers) -> Self {
+    pub(crate) fn new(peer: Target, timers: Timers) -> Self {
+        let reliable = peer.reliable();
         Self {
             state: NonInviteState::Trying,
             peer,

@@ -1,14 +1,17 @@
 //! Timer behaviour of each transaction, stepped in simulated time.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
 use crate::message::{SipMessage, Uri, parse_datagram};
-use crate::transmit::Outbox;
+use crate::transmit::{Outbox, Target, TransportKind};
 
-fn peer() -> SocketAddr {
-    "192.0.2.9:5060".parse().unwrap()
+fn peer() -> Target {
+    Target::udp("192.0.2.9:5060".parse().unwrap())
+}
+
+fn tcp_peer() -> Target {
+    Target::new("192.0.2.9:5060".parse().unwrap(), TransportKind::Tcp)
 }
 
 /// Steps a transaction to each deadline until `until`, returning the offsets (ms from `t0`)
@@ -55,14 +58,8 @@ fn response(status: u16) -> Response {
 fn non_invite_client_timer_e_caps_at_t2_then_f() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = NonInviteClient::start(
-        t0,
-        b"OPTIONS".to_vec(),
-        peer(),
-        false,
-        Timers::default(),
-        &mut out,
-    );
+    let mut tx =
+        NonInviteClient::start(t0, b"OPTIONS".to_vec(), peer(), Timers::default(), &mut out);
     assert_eq!(out.queue.len(), 1);
     let cell = std::cell::RefCell::new(&mut tx);
     let (sends, end) = run(
@@ -85,14 +82,7 @@ fn non_invite_client_timer_e_caps_at_t2_then_f() {
 fn non_invite_client_proceeding_uses_t2_and_k_after_final() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = NonInviteClient::start(
-        t0,
-        b"BYE".to_vec(),
-        peer(),
-        false,
-        Timers::default(),
-        &mut out,
-    );
+    let mut tx = NonInviteClient::start(t0, b"BYE".to_vec(), peer(), Timers::default(), &mut out);
     assert_eq!(tx.on_response(t0, 100), ClientOutcome::PassToCore);
     tx.on_timeout(t0 + Duration::from_millis(500), &mut out);
     assert_eq!(tx.deadline().map(|(t, _)| (t - t0).as_millis()), Some(4500));
@@ -119,7 +109,7 @@ fn non_invite_client_proceeding_uses_t2_and_k_after_final() {
 fn invite_client_timer_a_doubles_until_b() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteClient::start(t0, invite(), peer(), false, Timers::default(), &mut out);
+    let mut tx = InviteClient::start(t0, invite(), peer(), Timers::default(), &mut out);
     let cell = std::cell::RefCell::new(&mut tx);
     let (sends, end) = run(
         t0,
@@ -136,7 +126,7 @@ fn invite_client_timer_a_doubles_until_b() {
 fn invite_client_acks_non_2xx_and_absorbs_retransmissions_until_d() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteClient::start(t0, invite(), peer(), false, Timers::default(), &mut out);
+    let mut tx = InviteClient::start(t0, invite(), peer(), Timers::default(), &mut out);
     out.queue.clear();
     assert_eq!(
         tx.on_response(t0, &response(180), &mut out),
@@ -171,7 +161,7 @@ fn invite_client_acks_non_2xx_and_absorbs_retransmissions_until_d() {
 fn invite_client_accepted_passes_2xx_retransmissions() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteClient::start(t0, invite(), peer(), false, Timers::default(), &mut out);
+    let mut tx = InviteClient::start(t0, invite(), peer(), Timers::default(), &mut out);
     assert_eq!(
         tx.on_response(t0, &response(200), &mut out),
         ClientOutcome::PassToCore
@@ -191,7 +181,7 @@ fn invite_client_accepted_passes_2xx_retransmissions() {
 fn invite_server_timer_g_then_h() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteServer::new(peer(), false, Timers::default());
+    let mut tx = InviteServer::new(peer(), Timers::default());
     tx.respond(t0, 100, b"100".to_vec(), &mut out);
     tx.on_retransmission(&mut out);
     assert_eq!(
@@ -222,7 +212,7 @@ fn invite_server_timer_g_then_h() {
 fn invite_server_ack_stops_g_and_starts_i() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteServer::new(peer(), false, Timers::default());
+    let mut tx = InviteServer::new(peer(), Timers::default());
     tx.respond(t0, 487, b"487".to_vec(), &mut out);
     assert_eq!(
         tx.on_ack(t0 + Duration::from_millis(100)),
@@ -242,7 +232,7 @@ fn invite_server_ack_stops_g_and_starts_i() {
 fn invite_server_accepted_absorbs_invite_until_l() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = InviteServer::new(peer(), false, Timers::default());
+    let mut tx = InviteServer::new(peer(), Timers::default());
     tx.respond(t0, 200, b"200".to_vec(), &mut out);
     tx.on_retransmission(&mut out);
     assert_eq!(out.queue.len(), 1);
@@ -258,7 +248,7 @@ fn invite_server_accepted_absorbs_invite_until_l() {
 fn non_invite_server_timer_j_and_retransmit() {
     let t0 = crate::test_epoch();
     let mut out = Outbox::default();
-    let mut tx = NonInviteServer::new(peer(), false, Timers::default());
+    let mut tx = NonInviteServer::new(peer(), Timers::default());
     tx.on_retransmission(&mut out);
     assert!(out.queue.is_empty(), "Trying absorbs");
     tx.respond(t0, 200, b"200".to_vec(), &mut out);
@@ -273,7 +263,7 @@ fn non_invite_server_timer_j_and_retransmit() {
         tx.on_timeout(t0 + Duration::from_secs(32)),
         Expiry::Terminated
     );
-    let reliable = NonInviteServer::new(peer(), true, Timers::default());
+    let reliable = NonInviteServer::new(tcp_peer(), Timers::default());
     drop(reliable);
 }
 

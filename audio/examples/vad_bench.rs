@@ -11,23 +11,37 @@
 //! After the table on the set as labelled comes a stress table: the same set with extra white
 //! noise at -35 and -30 dBFS (seeded), 20 ms frames. Silero needs `scripts/vad-models.sh`
 //! (`AGENT_SKIP_MODEL_TESTS=1` leaves it out).
+//!
+//! Then endpointing ([`audio::endpoint`], default config): false cut-offs and mean end-of-turn
+//! delay on the set and the fixture clips, per VAD and rate, for modes set per flow node with
+//! simulated interim transcripts arriving 0/150/300 ms after each pause, free speech with and
+//! without transcripts, and a fixed 500 ms silence rule for comparison. `--sweep` adds a sweep
+//! of the transcript-free waits.
 
+#[path = "../tests/support/endpoint_eval.rs"]
+mod endpoint_eval;
 #[path = "../tests/support/vad_eval.rs"]
 mod vad_eval;
 
 use std::time::{Duration, Instant};
 
 use audio::G711;
+use audio::endpoint::{EndpointConfig, ModeWaits, TurnMode};
 use audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use audio::plc::Plc;
 use audio::resample::Resampler;
-use audio::vad::{EarshotVad, SileroVad, SpeechDetectorConfig, Vad, WebRtcMode, WebRtcVad};
+use audio::vad::{
+    EarshotVad, SileroVad, SpeechDetectorConfig, Vad, VadKind, WebRtcMode, WebRtcVad,
+};
+use endpoint_eval::{Modes, Outcome, Sim, Transcripts};
+use vad_eval::Label;
 
 fn main() {
     let sweep = std::env::args().any(|a| a == "--sweep");
     let sets = [vad_eval::load_set("8k"), vad_eval::load_set("16k")];
     if sweep {
         run_sweep(&sets);
+        endpoint_sweep();
         return;
     }
     media_costs(&sets[0].audio.samples);
@@ -80,6 +94,7 @@ fn main() {
             }
         }
     }
+    endpoint_report();
 }
 
 /// Every tuning combination, 20 ms frames; decisions are computed once per VAD setting and
@@ -188,4 +203,149 @@ fn media_costs(samples_8k: &[i16]) {
         per(best_rx),
         per(best_tx)
     );
+}
+
+/// Per-frame decisions of one VAD over the set and each fixture clip at one rate.
+fn endpoint_cases(kind: VadKind, rate_khz: u32, t: &Transcripts) -> Vec<(Vec<bool>, Vec<Label>)> {
+    let set = vad_eval::load_set(&format!("{rate_khz}k"));
+    let mut vad = vad_eval::build(kind, set.audio.sample_rate);
+    let (voiced, _) = vad_eval::decide(vad.as_mut(), &set.audio.samples, 20);
+    let mut cases = vec![(voiced, set.labels)];
+    for name in t.names() {
+        let (samples, rate, label) = endpoint_eval::fixture_as_set(&name, rate_khz, 4000);
+        let mut vad = vad_eval::build(kind, rate);
+        let (voiced, _) = vad_eval::decide(vad.as_mut(), &samples, 20);
+        cases.push((voiced, vec![label]));
+    }
+    cases
+}
+
+fn simulate_all(cases: &[(Vec<bool>, Vec<Label>)], sim: Sim, t: &Transcripts) -> Outcome {
+    let mut all = Outcome::default();
+    for (voiced, labels) in cases {
+        all.merge(endpoint_eval::simulate(voiced, 20, labels, t, sim));
+    }
+    all
+}
+
+fn endpoint_report() {
+    let t = Transcripts::load();
+    let config = EndpointConfig::default();
+    let fixed_500 = {
+        let w = ModeWaits::new(500, 500, 500, 500);
+        EndpointConfig::default()
+            .with_waits(TurnMode::FreeSpeech, w)
+            .with_waits(TurnMode::YesNo, w)
+            .with_waits(TurnMode::Digits, w)
+    };
+    println!(
+        "endpointing (set + 11 fixture clips; delay from labelled speech end, in brackets from the last voiced frame):"
+    );
+    for kind in vad_eval::kinds() {
+        for rate_khz in [8u32, 16] {
+            let cases = endpoint_cases(kind, rate_khz, &t);
+            let scenarios = [
+                (
+                    "per node, STT +0 ms",
+                    Sim {
+                        config,
+                        modes: Modes::PerNode,
+                        stt_latency_ms: Some(0),
+                    },
+                ),
+                (
+                    "per node, STT +150 ms",
+                    Sim {
+                        config,
+                        modes: Modes::PerNode,
+                        stt_latency_ms: Some(150),
+                    },
+                ),
+                (
+                    "per node, STT +300 ms",
+                    Sim {
+                        config,
+                        modes: Modes::PerNode,
+                        stt_latency_ms: Some(300),
+                    },
+                ),
+                (
+                    "free, STT +150 ms",
+                    Sim {
+                        config,
+                        modes: Modes::Free,
+                        stt_latency_ms: Some(150),
+                    },
+                ),
+                (
+                    "free, no transcripts",
+                    Sim {
+                        config,
+                        modes: Modes::Free,
+                        stt_latency_ms: None,
+                    },
+                ),
+                (
+                    "fixed 500 ms rule",
+                    Sim {
+                        config: fixed_500,
+                        modes: Modes::Free,
+                        stt_latency_ms: None,
+                    },
+                ),
+            ];
+            for (name, sim) in scenarios {
+                let o = simulate_all(&cases, sim, &t);
+                let per_mode: Vec<String> = TurnMode::ALL
+                    .iter()
+                    .filter_map(|&m| {
+                        let (end, voiced, n) = o.mean_delays(Some(m));
+                        (n > 0).then(|| format!("{m} {end:.0} ({voiced:.0})"))
+                    })
+                    .collect();
+                println!(
+                    "{rate_khz:>2}k {:<8} {name:<22} | {} | {}",
+                    kind.name(),
+                    o.summary(),
+                    per_mode.join(", ")
+                );
+            }
+        }
+    }
+}
+
+/// The transcript-free waits: normal and short-utterance wait, and what counts as short.
+fn endpoint_sweep() {
+    let t = Transcripts::load();
+    for kind in vad_eval::kinds() {
+        let cases: Vec<_> = [8u32, 16]
+            .into_iter()
+            .flat_map(|r| endpoint_cases(kind, r, &t))
+            .collect();
+        for normal in [600u32, 700, 900, 1100] {
+            for short in [700u32, 1100, 1400, 1600] {
+                for short_turn in [1200u32, 1500, 2000] {
+                    let d = EndpointConfig::default();
+                    let w = d.free_speech;
+                    let mut config = d.with_waits(
+                        TurnMode::FreeSpeech,
+                        ModeWaits::new(w.complete_ms, w.open_ms, w.incomplete_ms, normal)
+                            .with_short_no_transcript(short),
+                    );
+                    config.short_turn_ms = short_turn;
+                    let sim = Sim {
+                        config,
+                        modes: Modes::Free,
+                        stt_latency_ms: None,
+                    };
+                    let o = simulate_all(&cases, sim, &t);
+                    println!(
+                        "{:<8} no transcript: normal {normal:>4} short {short:>4} (< {short_turn} ms) | {}",
+                        kind.name(),
+                        o.summary()
+                    );
+                }
+            }
+        }
+    }
 }

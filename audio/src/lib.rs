@@ -1,6 +1,7 @@
 //! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]), streaming sample
 //! rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels ([`frame`]), voice
 //! activity detection (earshot, WebRTC, Silero) with a speech start/end state machine ([`vad`]),
+//! adaptive end-of-turn detection from VAD frames, interim transcripts and DTMF ([`endpoint`]),
 //! an adaptive jitter buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS
 //! estimate ([`quality`]), and WAV file I/O ([`wav`]).
 //!
@@ -14,8 +15,9 @@
 //!   task or a blocking pool. Time is *frame time* (samples counted), never wall-clock.
 //! - No RTP: packetisation, pacing and payload-type negotiation belong to `sip`. The G.711
 //!   codecs here only map samples to code words.
-//! - No turn-taking policy: [`vad::SpeechDetector`] reports when speech starts and ends; how long
-//!   to wait after that before answering (`turn.end_silence_ms`) is the agent's decision.
+//! - No transcription and no barge-in policy: [`endpoint::Endpointer`] says when to transcribe
+//!   (at a pause) and when the caller's turn is over, given text the caller of this crate
+//!   produces; what to do about speech during playback is the agent's decision.
 //! - No multichannel processing: stereo WAV input is mixed down to mono on read.
 //! - No RTCP: reports are built by `sip` from [`jitter::JitterStats`].
 //! - Not yet: Opus, in-band DTMF.
@@ -25,6 +27,7 @@
 //! Bad input (a malformed WAV, a frame of the wrong length, an output buffer that is too small,
 //! an unsupported rate) returns a typed error; nothing here panics on data.
 
+pub mod endpoint;
 pub mod frame;
 pub mod g711;
 pub mod jitter;
@@ -34,6 +37,7 @@ pub mod resample;
 pub mod vad;
 pub mod wav;
 
+pub use endpoint::{EndpointConfig, Endpointer, TurnEvent, TurnMode};
 pub use frame::{FRAME_MS, Framer};
 pub use g711::G711;
 pub use jitter::{JitterBuffer, JitterConfig, Playout};

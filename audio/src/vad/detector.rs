@@ -118,6 +118,12 @@ impl SpeechDetector {
         matches!(self.state, State::Speech { .. })
     }
 
+    /// Whether voiced frames have begun a run that is not yet `min_speech_ms` long (speech may be
+    /// about to start).
+    pub fn is_candidate(&self) -> bool {
+        matches!(self.state, State::Candidate { .. })
+    }
+
     /// Advances stream time by one frame of `frame_ms` with the VAD's decision for it.
     pub fn push(&mut self, voiced: bool, frame_ms: u32) -> Option<SpeechEvent> {
         let frame_start = self.now_ms;

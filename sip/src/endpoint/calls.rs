@@ -231,6 +231,7 @@ impl Endpoint {
         if hangup {
             self.send_bye(now, call, true);
         }
+        self.schedule(TimerOwner::Call(call));
     }
 
     /// Builds an in-dialog request (next CSeq), lets `customize` add headers and body, picks

@@ -230,12 +230,16 @@ impl Endpoint {
     /// The earliest deadline and what it is for; `None` when nothing is scheduled.
     pub fn poll_timeout(&mut self) -> Option<(Instant, &'static str)> {
         // Entries are pushed whenever a deadline changes, so stale ones (the owner is gone or
-        // now due at another time) are dropped here rather than causing spurious wake-ups.
-        while let Some(Reverse((t, owner))) = self.timers.peek() {
-            match self.owner_deadline(*owner) {
-                Some((due, why)) if due == *t => return Some((due, why)),
-                _ => {
+        // now due at another time) are dropped here rather than causing spurious wake-ups. A
+        // deadline that moved later is re-queued, so no owner loses its timer.
+        while let Some(Reverse((t, owner))) = self.timers.peek().copied() {
+            match self.owner_deadline(owner) {
+                Some((due, why)) if due == t => return Some((due, why)),
+                later => {
                     self.timers.pop();
+                    if let Some((due, _)) = later.filter(|(due, _)| *due > t) {
+                        self.timers.push(Reverse((due, owner)));
+                    }
                 }
             }
         }

@@ -268,10 +268,7 @@ impl Endpoint {
                 self.send_invite_attempt(now, call, req);
             }
             422 if !(c.cancelled || c.cancel_pending) => {
-                let min_se = resp
-                    .headers
-                    .get("Min-SE")
-                    .and_then(session::parse_delta);
+                let min_se = resp.headers.get("Min-SE").and_then(session::parse_delta);
                 let Some(o) = c.outbound.as_mut() else {
                     return;
                 };

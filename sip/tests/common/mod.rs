@@ -244,3 +244,47 @@ fn side(a: SocketAddr) -> &'static str {
         "other"
     }
 }
+
+/// Collects everything an endpoint wants sent, parsed (for scripted peers).
+pub fn sent_messages(ep: &mut Endpoint) -> Vec<(sip::Transmit, SipMessage)> {
+    let mut out = Vec::new();
+    while let Some(t) = ep.poll_transmit() {
+        let m = parse_datagram(&t.payload).expect("the core sends parseable messages");
+        out.push((t, m));
+    }
+    out
+}
+
+/// The requests among `msgs` with method `m`.
+pub fn requests(msgs: &[(sip::Transmit, SipMessage)], m: Method) -> Vec<sip::message::Request> {
+    msgs.iter()
+        .filter_map(|(_, msg)| match msg {
+            SipMessage::Request(r) if r.method == m => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The statuses of the responses among `msgs`.
+pub fn statuses(msgs: &[(sip::Transmit, SipMessage)]) -> Vec<u16> {
+    msgs.iter()
+        .filter_map(|(_, msg)| match msg {
+            SipMessage::Response(r) => Some(r.status),
+            _ => None,
+        })
+        .collect()
+}
+
+/// All events queued by an endpoint.
+pub fn events(ep: &mut Endpoint) -> Vec<Event> {
+    let mut v = Vec::new();
+    while let Some(e) = ep.poll_event() {
+        v.push(e);
+    }
+    v
+}
+
+/// A response from a scripted peer to `req`.
+pub fn respond(req: &sip::message::Request, status: u16, to_tag: Option<&str>) -> Vec<u8> {
+    sip::message::build::response_to(req, status, to_tag).to_bytes()
+}

@@ -12,6 +12,8 @@ use super::events::RegistrationState;
 use crate::auth::DigestClient;
 use crate::transaction::Deadline;
 
+const MAX_GRANTED: u32 = 7 * 86_400;
+
 #[derive(Debug)]
 pub(super) struct Registration {
     pub(super) state: RegistrationState,
@@ -81,7 +83,8 @@ impl Registration {
             self.next = None;
             return self.set(RegistrationState::Unregistered);
         }
-        let interval = Duration::from_secs(u64::from(granted));
+        // A registrar may only shorten what we asked for; never trust more than a week.
+        let interval = Duration::from_secs(u64::from(granted.min(MAX_GRANTED)));
         self.next = Some(now + interval * 4 / 5);
         self.set(RegistrationState::Registered {
             expires_at: now + interval,

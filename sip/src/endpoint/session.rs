@@ -17,6 +17,10 @@ use crate::sdp::{
     AnswerParams, Codec, Direction, SdpError, SessionDescription, build_answer, negotiate,
 };
 
+/// RFC 4028 §4: no session interval below 90 s.
+const MIN_INTERVAL: u32 = 90;
+const MAX_INTERVAL: u32 = 86_400;
+
 /// What an inbound INVITE (or refresh) asked of session timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct TimerAsk {
@@ -58,7 +62,7 @@ impl TimerAsk {
             Some(w) if self.peer_supports => w,
             _ => !self.peer_supports,
         };
-        Some((interval, we_refresh))
+        Some((interval.clamp(MIN_INTERVAL, MAX_INTERVAL), we_refresh))
     }
 }
 
@@ -73,6 +77,9 @@ pub(super) struct SessionTimer {
 
 impl SessionTimer {
     pub(super) fn start(now: Instant, interval: u32, we_refresh: bool) -> Self {
+        // RFC 4028's floor (90 s) keeps a hostile or broken peer from making us refresh in a
+        // loop; a day is plenty as a ceiling.
+        let interval = interval.clamp(MIN_INTERVAL, MAX_INTERVAL);
         let i = u64::from(interval);
         let next = if we_refresh {
             now + Duration::from_secs(i) / 2

@@ -288,7 +288,7 @@ impl Endpoint {
                 let reason = self.cancelled_reason(call);
                 self.end_call(call, reason);
             }
-            _ if c.cancelled => {
+            _ if c.cancelled || c.cancel_pending => {
                 let reason = self.cancelled_reason(call);
                 self.end_call(call, reason);
             }

@@ -475,3 +475,60 @@ fn info_dtmf_both_content_types() {
     assert!(p.uas_events.iter().any(|e| matches!(e,
         Event::InfoReceived { content_type: Some(ct), .. } if ct == "application/x-custom")));
 }
+
+#[test]
+fn we_refresh_when_the_caller_does_not_support_timers() {
+    let mut ep = sip::Endpoint::new(common::config(UAS, 40));
+    let t0 = common::epoch();
+    let sdp = offer(Direction::SendRecv, 1).to_string();
+    let invite = format!(
+        "INVITE sip:agent@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKold1\r\nMax-Forwards: 70\r\nTo: <sip:agent@192.0.2.20>\r\nFrom: <sip:a@192.0.2.10>;tag=old\r\nCall-ID: old1\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.10>\r\nAllow: INVITE, ACK, BYE, CANCEL\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    ep.handle_datagram(t0, addr(UAC), invite.as_bytes());
+    let Some(Event::IncomingCall(ic)) = common::events(&mut ep).into_iter().next() else {
+        panic!()
+    };
+    let (answer, _) = build_answer(
+        ic.offer.as_ref().unwrap(),
+        &AnswerParams {
+            codecs: &[Codec::pcmu()],
+            address: "192.0.2.20".parse().unwrap(),
+            port: 40000,
+            session_id: 2,
+            username: "uas",
+        },
+    )
+    .unwrap();
+    ep.answer(t0, ic.call, &answer).unwrap();
+    let msgs = common::sent_messages(&mut ep);
+    let Some((_, SipMessage::Response(ok))) = msgs.last() else {
+        panic!()
+    };
+    assert_eq!(
+        ok.headers.get("Session-Expires"),
+        Some("1800;refresher=uas")
+    );
+    assert!(ok.headers.require().is_empty());
+    let to = ok.headers.get("To").unwrap();
+    let ack = format!(
+        "ACK sip:agent@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKold2\r\nMax-Forwards: 70\r\nTo: {to}\r\nFrom: <sip:a@192.0.2.10>;tag=old\r\nCall-ID: old1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    ep.handle_datagram(t0, addr(UAC), ack.as_bytes());
+    let mut refresh = None;
+    while let Some((t, _)) = ep.poll_timeout() {
+        ep.handle_timeout(t);
+        if let Some(r) = common::requests(&common::sent_messages(&mut ep), Method::Invite).pop() {
+            refresh = Some((t - t0, r));
+            break;
+        }
+    }
+    let (at, r) = refresh.expect("refresh re-INVITE");
+    assert_eq!(at, Duration::from_secs(900));
+    assert_eq!(r.headers.get("Session-Expires"), Some("1800;refresher=uac"));
+    assert_eq!(
+        SessionDescription::parse(&r.body).unwrap(),
+        answer,
+        "unchanged SDP"
+    );
+}

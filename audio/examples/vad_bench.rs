@@ -26,6 +26,7 @@ mod vad_eval;
 use std::time::{Duration, Instant};
 
 use audio::G711;
+use audio::codec::CodecKind;
 use audio::endpoint::{EndpointConfig, ModeWaits, TurnMode};
 use audio::jitter::{JitterBuffer, JitterConfig, Playout};
 use audio::plc::Plc;
@@ -45,6 +46,7 @@ fn main() {
         return;
     }
     media_costs(&sets[0].audio.samples);
+    codec_costs(&sets);
     let config = SpeechDetectorConfig::default();
     println!(
         "SpeechDetector: min_speech_ms={} hangover_ms={}",
@@ -346,6 +348,62 @@ fn endpoint_sweep() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// Per-20 ms-frame cost of each codec (encode + decode, and a concealed frame) on the set, and
+/// the mean payload. Best of 3 passes.
+fn codec_costs(sets: &[vad_eval::LabelledSet]) {
+    for set in sets {
+        let rate = set.audio.sample_rate;
+        for kind in CodecKind::ALL {
+            let Ok(mut codec) = kind.build(rate) else {
+                continue; // G.711 is 8 kHz only
+            };
+            let n = codec.frame_len();
+            let mut payload = vec![0u8; codec.max_payload_len()];
+            let mut pcm = vec![0i16; n];
+            let (mut best_enc, mut best_dec, mut best_plc) =
+                (Duration::MAX, Duration::MAX, Duration::MAX);
+            let mut bytes = 0usize;
+            let frames = set.audio.samples.len() / n;
+            for _ in 0..3 {
+                codec.reset();
+                let (mut enc, mut dec, mut plc) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+                bytes = 0;
+                for (i, frame) in set.audio.samples.chunks_exact(n).enumerate() {
+                    let t = Instant::now();
+                    let len = codec.encode(frame, &mut payload).expect("encode");
+                    enc += t.elapsed();
+                    bytes += len;
+                    let t = Instant::now();
+                    if i % 50 == 25 {
+                        codec
+                            .conceal(Some(&payload[..len]), &mut pcm)
+                            .expect("conceal");
+                        plc += t.elapsed();
+                    } else {
+                        codec.decode(&payload[..len], &mut pcm).expect("decode");
+                        dec += t.elapsed();
+                    }
+                }
+                best_enc = best_enc.min(enc);
+                best_dec = best_dec.min(dec);
+                best_plc = best_plc.min(plc);
+            }
+            let us = |d: Duration, k: usize| d.as_secs_f64() * 1e6 / k as f64;
+            let concealed = frames.div_ceil(50);
+            println!(
+                "codec {kind:<4} {:>2} kHz: encode {:6.1} µs, decode {:5.1} µs, conceal {:5.1} µs per 20 ms; \
+                 {:.1} B/frame = {:.1} kbit/s",
+                rate / 1000,
+                us(best_enc, frames),
+                us(best_dec, frames - concealed),
+                us(best_plc, concealed),
+                bytes as f64 / frames as f64,
+                bytes as f64 * 8.0 / frames as f64 * 50.0 / 1000.0,
+            );
         }
     }
 }

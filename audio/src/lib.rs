@@ -1,6 +1,7 @@
-//! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]), streaming sample
-//! rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels ([`frame`]), voice
-//! activity detection (earshot, WebRTC, Silero) with a speech start/end state machine ([`vad`]),
+//! DSP on PCM frames for the telephony pipeline: G.711 µ-law/A-law ([`g711`]) and Opus
+//! ([`opus_codec`]) behind one [`Codec`] interface picked by the negotiated codec ([`codec`]),
+//! streaming sample rate conversion ([`resample`]), 20 ms framing, PCM conversions and levels
+//! ([`frame`]), voice activity detection (earshot, WebRTC, Silero) with a speech start/end state machine ([`vad`]),
 //! adaptive end-of-turn detection from VAD frames, interim transcripts and DTMF ([`endpoint`]),
 //! an adaptive jitter buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS
 //! estimate ([`quality`]), and WAV file I/O ([`wav`]).
@@ -20,27 +21,31 @@
 //!   produces; what to do about speech during playback is the agent's decision.
 //! - No multichannel processing: stereo WAV input is mixed down to mono on read.
 //! - No RTCP: reports are built by `sip` from [`jitter::JitterStats`].
-//! - Not yet: Opus, in-band DTMF.
+//! - Not yet: in-band DTMF.
 //!
 //! # Errors
 //!
 //! Bad input (a malformed WAV, a frame of the wrong length, an output buffer that is too small,
 //! an unsupported rate) returns a typed error; nothing here panics on data.
 
+pub mod codec;
 pub mod endpoint;
 pub mod frame;
 pub mod g711;
 pub mod jitter;
+pub mod opus_codec;
 pub mod plc;
 pub mod quality;
 pub mod resample;
 pub mod vad;
 pub mod wav;
 
+pub use codec::{Codec, CodecError, CodecKind};
 pub use endpoint::{EndpointConfig, Endpointer, TurnEvent, TurnMode};
 pub use frame::{FRAME_MS, Framer};
 pub use g711::G711;
 pub use jitter::{JitterBuffer, JitterConfig, Playout};
+pub use opus_codec::{OpusCodec, OpusConfig};
 pub use plc::Plc;
 pub use resample::{ResampleError, Resampler};
 pub use vad::{

@@ -107,6 +107,52 @@ fn reset_forgets_history_and_runs_are_deterministic() {
 }
 
 #[test]
+fn detectors_sharing_sessions_keep_their_own_state() {
+    let Some(paths) = paths() else { return };
+    let a_clip = fixture("invoice_due_8k.wav");
+    let b_clip = fixture("no_thanks_8k.wav");
+    let alone = |clip: &[i16]| -> Vec<f32> {
+        let mut vad = SileroVad::new(8000, &paths).expect("build");
+        clip.chunks_exact(160)
+            .map(|f| vad.speech_probability(f).unwrap())
+            .collect()
+    };
+    let (a_alone, b_alone) = (alone(&a_clip), alone(&b_clip));
+    // Interleaved frame by frame on one thread.
+    let mut a = SileroVad::new(8000, &paths).expect("build");
+    let mut b = SileroVad::new(8000, &paths).expect("build");
+    let (mut a_scores, mut b_scores) = (Vec::new(), Vec::new());
+    for (fa, fb) in a_clip.chunks_exact(160).zip(b_clip.chunks_exact(160)) {
+        a_scores.push(a.speech_probability(fa).unwrap());
+        b_scores.push(b.speech_probability(fb).unwrap());
+    }
+    assert_eq!(a_scores, a_alone[..a_scores.len()]);
+    assert_eq!(b_scores, b_alone[..b_scores.len()]);
+    // Concurrently from several threads (more detectors than pooled sessions).
+    let threads: Vec<_> = (0..6)
+        .map(|i| {
+            let paths = paths.clone();
+            let clip = if i % 2 == 0 {
+                a_clip.clone()
+            } else {
+                b_clip.clone()
+            };
+            std::thread::spawn(move || {
+                let mut vad = SileroVad::new(8000, &paths).expect("build");
+                clip.chunks_exact(160)
+                    .map(|f| vad.speech_probability(f).unwrap())
+                    .collect::<Vec<f32>>()
+            })
+        })
+        .collect();
+    for (i, t) in threads.into_iter().enumerate() {
+        let got = t.join().expect("thread");
+        let want = if i % 2 == 0 { &a_alone } else { &b_alone };
+        assert_eq!(&got, want, "thread {i}");
+    }
+}
+
+#[test]
 fn a_file_that_is_not_a_model_is_a_typed_error() {
     let Some(paths) = paths() else { return };
     let bogus = vad_eval::data_dir().join("TRANSCRIPTS.tsv");

@@ -24,8 +24,9 @@
 //! end. No method allocates after construction.
 //!
 //! Measured (`tests/endpointing.rs`, `examples/vad_bench.rs`) on the labelled VAD set and the
-//! fixture clips, with interim transcripts simulated from the reference transcripts: see the
-//! numbers there and in `audio/README.md`.
+//! fixture clips, with interim transcripts simulated from the reference transcripts: zero false
+//! cut-offs, mean end-of-turn delay ~0.5 s from the end of speech with transcripts and ~0.95 s
+//! without, where a fixed 500 ms rule cuts the hesitation clip. Tables in `audio/README.md`.
 
 mod text;
 

@@ -1,3 +1,29 @@
-//! Customer directory over the local cache of CRM data (later: Zoho OAuth + sync).
+//! Customer data for calls: phone normalisation to E.164, the customer directory over the
+//! store's customers cache, CSV import into that cache, and the flow engine's
+//! [`dialogs::CallServices`] implemented over the store.
 //!
-//! It never talks to callers and never issues SQL itself: storage goes through `store`.
+//! - [`phone`]: [`PhoneNormalizer`] turns caller IDs (`+1555…`, `5551234567`,
+//!   `sip:+1555…@host`) into [`E164`] or a typed [`PhoneError`].
+//! - [`money`]: exact decimal → minor units parsing.
+//! - [`directory`]: [`CustomerDirectory::lookup_caller`], caller ID → customer + invoices.
+//! - [`import`]: [`import_csv`] / [`import_invoices_csv`] (format in the module docs).
+//! - [`services`]: [`StoreCallServices`], one per call.
+//!
+//! What it does **not** do: it never talks to callers, and never issues SQL itself (storage
+//! goes through `store`). The Zoho OAuth + sync engine will live here too; it does not exist
+//! yet, so the cache is filled by CSV import.
+
+pub mod directory;
+pub mod import;
+pub mod money;
+pub mod phone;
+pub mod services;
+
+pub use directory::{CallerMatch, CustomerDirectory, DirectoryError, KnownCaller, LOOKUP_INVOICES};
+pub use import::{
+    ImportError, ImportOptions, ImportReport, RejectedRow, RowError, import_csv, import_customers,
+    import_invoices, import_invoices_csv,
+};
+pub use money::MoneyError;
+pub use phone::{E164, PhoneError, PhoneNormalizer};
+pub use services::{ServicesError, StoreCallServices};

@@ -1,0 +1,367 @@
+//! `StoreCallServices`: the flow engine's `CallServices` over the store, on SQLite and
+//! PostgreSQL. Tenant isolation first: another tenant's customer is never returned.
+
+// Shared with the store's own tests; formatted by its owners, not by `cargo fmt -p crm`.
+#[path = "../../store/tests/common/mod.rs"]
+#[rustfmt::skip]
+mod common;
+
+use std::sync::Arc;
+
+use common::{Engine, TestDb};
+use crm::services::{Clock, EVENTS_DROPPED_METRIC};
+use crm::{ImportOptions, PhoneNormalizer, StoreCallServices, import_customers, import_invoices};
+use dialogs::{
+    CallEvent, CallServices, CallSetup, CallerInput, CustomerId, Engine as FlowEngine,
+    RefusalReason, ReplyEvent,
+};
+use store::{CallDirection, NewCall, Store};
+
+macro_rules! both_engines {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test]
+            async fn $name() {
+                let db = super::TestDb::new(super::Engine::Sqlite).await;
+                super::$name(&db.store).await;
+                db.finish().await;
+            }
+        )+ }
+        mod postgres { $(
+            #[tokio::test]
+            async fn $name() {
+                let db = super::TestDb::new(super::Engine::Postgres).await;
+                super::$name(&db.store).await;
+                db.finish().await;
+            }
+        )+ }
+    };
+}
+
+both_engines!(
+    lookup_identifies_only_this_tenants_unambiguous_callers,
+    data_requests_never_cross_tenants,
+    messages_and_callbacks_are_stored_with_the_call,
+    payment_link_and_events_become_call_events,
+    a_full_event_queue_drops_and_counts_instead_of_blocking,
+);
+
+struct Setup {
+    acme: String,
+    globex: String,
+    call: String,
+}
+
+const ACME: &str = "\
+external_id,name,company,phone,postal_code,balance,currency
+C-1,Jane Doe,Doe Bakery,+15551234567,94107,142.50,USD
+C-2,Front Desk,Shared Co,+15550001000,,0,USD
+C-3,Back Office,Shared Co,+15550001000,,0,USD
+";
+const GLOBEX: &str = "\
+external_id,name,phone,balance,currency
+G-1,Other Tenant's Customer,+15559876543,999.00,USD
+";
+const ACME_INVOICES: &str = "\
+customer_external_id,number,status,total,balance,currency,due_date
+C-1,INV-2041,overdue,92.50,92.50,USD,2025-05-01
+C-1,INV-1987,open,50,50,USD,2025-06-15
+";
+const GLOBEX_INVOICES: &str = "\
+customer_external_id,number,status,total,balance,currency,due_date
+G-1,INV-9,overdue,999,999,USD,2025-05-01
+";
+
+async fn setup(store: &Store) -> Setup {
+    let acme = store.create_tenant("acme", 1).await.unwrap().id;
+    let globex = store.create_tenant("globex", 1).await.unwrap().id;
+    let opts = ImportOptions::default().with_now_ms(5);
+    import_customers(store, &acme, ACME.as_bytes(), &opts)
+        .await
+        .unwrap();
+    import_customers(store, &globex, GLOBEX.as_bytes(), &opts)
+        .await
+        .unwrap();
+    import_invoices(store, &acme, ACME_INVOICES.as_bytes(), &opts)
+        .await
+        .unwrap();
+    import_invoices(store, &globex, GLOBEX_INVOICES.as_bytes(), &opts)
+        .await
+        .unwrap();
+    let call = store::new_id();
+    store
+        .insert_call(NewCall {
+            id: call.clone(),
+            tenant_id: acme.clone(),
+            direction: CallDirection::Inbound,
+            from_number: "+15551234567".to_owned(),
+            to_number: "+15550000000".to_owned(),
+            sip_call_id: None,
+            flow: Some("receptionist".to_owned()),
+            flow_version: None,
+            node: "n".to_owned(),
+            started_at: 10,
+        })
+        .await
+        .unwrap();
+    Setup { acme, globex, call }
+}
+
+fn fixed_clock() -> Clock {
+    Arc::new(|| 42_000)
+}
+
+fn services(store: &Store, s: &Setup) -> StoreCallServices {
+    StoreCallServices::with_options(
+        store.clone(),
+        &s.acme,
+        &s.call,
+        PhoneNormalizer::new("US").unwrap(),
+        64,
+        fixed_clock(),
+    )
+}
+
+async fn lookup_identifies_only_this_tenants_unambiguous_callers(store: &Store) {
+    let s = setup(store).await;
+    let svc = services(store, &s);
+    for caller in [
+        "+15551234567",
+        "5551234567",
+        "15551234567",
+        "sip:+15551234567@trunk;user=phone",
+    ] {
+        let jane = svc.lookup_customer(caller).await.unwrap().expect(caller);
+        assert_eq!(jane.name, "Jane Doe");
+        assert_eq!(
+            (jane.balance_minor, jane.currency.as_str()),
+            (14_250, "USD")
+        );
+        assert_eq!(jane.company.as_deref(), Some("Doe Bakery"));
+        assert_eq!(jane.postal_code.as_deref(), Some("94107"));
+    }
+    // Globex's customer calls Acme's number: unknown here.
+    assert_eq!(svc.lookup_customer("+15559876543").await.unwrap(), None);
+    // A shared line identifies nobody rather than one of them.
+    assert_eq!(svc.lookup_customer("+15550001000").await.unwrap(), None);
+    for withheld in ["anonymous", "", "sip:anonymous@anonymous.invalid", "+1555"] {
+        assert_eq!(
+            svc.lookup_customer(withheld).await.unwrap(),
+            None,
+            "{withheld:?}"
+        );
+    }
+    // The engine's pre-answer lookup goes through the same path.
+    let found = dialogs::identify_caller(&svc, "555-123-4567").await;
+    assert_eq!(found.map(|c| c.name), Some("Jane Doe".to_owned()));
+}
+
+async fn data_requests_never_cross_tenants(store: &Store) {
+    let s = setup(store).await;
+    let svc = services(store, &s);
+    let theirs = store
+        .customer_by_external_id(&s.globex, "G-1")
+        .await
+        .unwrap()
+        .unwrap();
+    let theirs = CustomerId(theirs.id);
+    assert_eq!(svc.customer(&theirs).await.unwrap(), None);
+    assert!(svc.invoices(&theirs).await.unwrap().is_empty());
+    assert!(svc.send_payment_link(&theirs).await.is_err());
+    assert_eq!(
+        svc.customer(&CustomerId("made-up".to_owned()))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let jane = svc.lookup_customer("+15551234567").await.unwrap().unwrap();
+    let fresh = svc.customer(&jane.id).await.unwrap().unwrap();
+    assert_eq!(fresh, jane);
+    let invoices = svc.invoices(&jane.id).await.unwrap();
+    let numbers: Vec<_> = invoices.iter().map(|i| i.number.as_str()).collect();
+    assert_eq!(numbers, ["INV-1987", "INV-2041"]);
+    assert_eq!(
+        (
+            invoices[1].total_minor,
+            invoices[1].due_date.as_str(),
+            invoices[1].status.as_str()
+        ),
+        (9_250, "2025-05-01", "overdue")
+    );
+    // The services of a Globex call see Globex's data only.
+    let other = StoreCallServices::new(
+        store.clone(),
+        &s.globex,
+        &store::new_id(),
+        PhoneNormalizer::default(),
+    );
+    assert_eq!(other.customer(&jane.id).await.unwrap(), None);
+    assert!(
+        other
+            .lookup_customer("+15559876543")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Drives the real flow engine (the shipped receptionist flow, scripted mode) over the
+/// store-backed services: `NewMessage`/`NewCallback` are built by the engine's tools.
+async fn say(engine: &mut FlowEngine, text: &str) -> String {
+    use futures::StreamExt;
+    let mut stream = engine.turn(CallerInput::Speech(text.to_owned()));
+    let mut said = Vec::new();
+    while let Some(ev) = stream.next().await {
+        if let ReplyEvent::Sentence(s) = ev {
+            said.push(s);
+        }
+    }
+    said.join(" ")
+}
+
+async fn messages_and_callbacks_are_stored_with_the_call(store: &Store) {
+    let s = setup(store).await;
+    let svc = Arc::new(services(store, &s));
+    let caller = "+15551234567";
+    let jane = svc.lookup_customer(caller).await.unwrap().unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/flows/receptionist.toml"
+    );
+    let flow = Arc::new(dialogs::Flow::load(std::path::Path::new(path)).unwrap());
+    let setup = CallSetup::new(Some(caller)).with_customer(Some(jane.clone()));
+    let mut engine = FlowEngine::new(flow, svc.clone(), None, setup);
+    {
+        use futures::StreamExt;
+        let greeting: Vec<_> = engine.start().collect().await;
+        assert!(!greeting.is_empty());
+    }
+    let reply = say(&mut engine, "what do I owe").await;
+    assert!(reply.contains("$142.50"), "{reply}");
+    say(&mut engine, "I want to leave a message").await;
+    assert_eq!(engine.node(), "take_message");
+    say(&mut engine, "Please call me about the oven.").await;
+    assert_eq!(engine.node(), "message_taken");
+    say(&mut engine, "please call me back").await;
+    assert_eq!(engine.node(), "callback_scheduled");
+    svc.flush().await;
+
+    let stored = store.messages_for_call(&s.call).await.unwrap();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].tenant_id, s.acme);
+    assert_eq!(stored[0].customer_id.as_deref(), Some(jane.id.0.as_str()));
+    assert_eq!(stored[0].caller_number.as_deref(), Some(caller));
+    assert!(stored[0].text.contains("oven"), "{:?}", stored[0].text);
+    assert_eq!(
+        (stored[0].created_at, stored[0].status),
+        (42_000, store::MessageStatus::New)
+    );
+
+    let callbacks = store.callbacks_for_call(&s.call).await.unwrap();
+    assert_eq!(callbacks.len(), 1);
+    assert_eq!(callbacks[0].number, caller, "stored in E.164");
+    assert_eq!(
+        callbacks[0].customer_id.as_deref(),
+        Some(jane.id.0.as_str())
+    );
+    assert_eq!(callbacks[0].tenant_id, s.acme);
+    let events = store.list_call_events(&s.call).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == "tool_called"), "{events:?}");
+}
+
+async fn payment_link_and_events_become_call_events(store: &Store) {
+    let s = setup(store).await;
+    let svc = services(store, &s);
+    let jane = svc.lookup_customer("+15551234567").await.unwrap().unwrap();
+    svc.send_payment_link(&jane.id).await.unwrap();
+    svc.record_event(CallEvent::Refused {
+        tool: "list_invoices".to_owned(),
+        reason: RefusalReason::ForeignIdentity,
+    });
+    svc.record_event(CallEvent::Outcome {
+        outcome: "promised_to_pay".to_owned(),
+        note: None,
+    });
+    svc.flush().await;
+    assert_eq!(svc.dropped_events(), 0);
+    let events = store.list_call_events(&s.call).await.unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["payment_link_requested", "refused", "outcome"],
+        "{events:?}"
+    );
+    assert_eq!(events[0].detail["customer_id"], jane.id.0.as_str());
+    assert_eq!(events[0].detail["balance_minor"], 14_250);
+    assert_eq!(events[1].detail["reason"], "foreign_identity");
+    assert_eq!(events[1].detail["tool"], "list_invoices");
+    assert!(
+        events[1].detail.get("type").is_none(),
+        "the tag is the kind"
+    );
+    assert_eq!(events[2].detail["outcome"], "promised_to_pay");
+    assert!(events.iter().all(|e| e.at == 42_000));
+}
+
+async fn a_full_event_queue_drops_and_counts_instead_of_blocking(store: &Store) {
+    let s = setup(store).await;
+    let svc = StoreCallServices::with_options(
+        store.clone(),
+        &s.acme,
+        &s.call,
+        PhoneNormalizer::default(),
+        2,
+        fixed_clock(),
+    );
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    // The test runtime is single-threaded: the writer cannot run until we await, so the
+    // queue of two fills deterministically.
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..5 {
+            svc.record_event(CallEvent::LlmFallback {
+                reason: format!("timeout {i}"),
+            });
+        }
+    });
+    assert_eq!(svc.dropped_events(), 3);
+    let text = handle.render();
+    assert!(
+        text.contains(EVENTS_DROPPED_METRIC) && text.contains("queue_full"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{EVENTS_DROPPED_METRIC}{{reason=\"queue_full\"}} 3"
+        )),
+        "{text}"
+    );
+    svc.flush().await;
+    let events = store.list_call_events(&s.call).await.unwrap();
+    let reasons: Vec<_> = events
+        .iter()
+        .map(|e| e.detail["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["timeout 0", "timeout 1"],
+        "the first events are kept, in order"
+    );
+}
+
+#[test]
+fn without_a_runtime_events_are_counted_as_dropped() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let db = rt.block_on(TestDb::new(Engine::Sqlite));
+    let svc = StoreCallServices::new(db.store.clone(), "t", "c", PhoneNormalizer::default());
+    svc.record_event(CallEvent::ToolTimedOut {
+        tool: "get_balance".to_owned(),
+    });
+    assert_eq!(svc.dropped_events(), 1);
+    drop(svc);
+    rt.block_on(db.finish());
+}

@@ -7,15 +7,17 @@
 
 mod auth;
 mod calls;
+mod customers;
 mod error;
 mod health;
+mod messages;
 pub mod metrics;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
@@ -56,6 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/keys", get(auth::list_keys))
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::get_one))
+        .route("/messages", get(messages::list_messages))
+        .route("/messages/{id}/handled", post(messages::mark_handled))
+        .route("/callbacks", get(messages::list_callbacks))
+        .route("/callbacks/{id}/done", post(messages::mark_callback_done))
+        .route("/customers", get(customers::by_phone))
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()

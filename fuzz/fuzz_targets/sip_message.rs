@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     config.tcp_enabled = true;
     let mut ep = Endpoint::new(config);
     let mut framer = StreamFramer::new(16 * 1024);
-    for (i, part) in data.split_pair().enumerate() {
+    for (i, part) in data.split_pair().into_iter().enumerate() {
         if let Ok(m) = parse_datagram(part) {
             exercise(&m);
         }

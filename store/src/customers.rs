@@ -258,6 +258,13 @@ impl Store {
         }
     }
 
+    /// Refreshes the planner's statistics (`ANALYZE`, the same statement on both engines).
+    /// Worth running after a bulk import so PostgreSQL plans lookups with the index.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// A customer's phone numbers.
     pub async fn customer_phones(
         &self,

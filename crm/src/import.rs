@@ -297,6 +297,7 @@ pub async fn import_customers<R: Read>(
     }
     reader.finish()?;
     write_customers(store, tenant_id, &mut batch, options, &mut report).await?;
+    refresh_statistics(store, &report).await?;
     Ok(report)
 }
 
@@ -321,6 +322,7 @@ pub async fn import_invoices<R: Read>(
     }
     reader.finish()?;
     write_invoices(store, tenant_id, &mut batch, options, &mut report).await?;
+    refresh_statistics(store, &report).await?;
     // Unknown customers are found per batch, after that batch's other rejections.
     report.rejected.sort_by_key(|r| r.line);
     Ok(report)
@@ -400,6 +402,19 @@ async fn write_invoices(
         .map_err(failed)?;
     report.count(done.into_iter().map(|u| u.outcome));
     Ok(())
+}
+
+/// Planner statistics after an import, so caller-ID lookups and the next re-import are planned
+/// for the tables' real size (PostgreSQL's autovacuum may be off or behind; SQLite has no
+/// statistics until ANALYZE runs).
+async fn refresh_statistics(store: &Store, report: &ImportReport) -> Result<(), ImportError> {
+    if report.imported() == 0 {
+        return Ok(());
+    }
+    store.analyze().await.map_err(|source| ImportError::Store {
+        committed: report.imported(),
+        source,
+    })
 }
 
 fn open(path: &Path) -> Result<std::fs::File, ImportError> {

@@ -140,7 +140,10 @@ async fn main() {
         load.as_secs_f64(),
         args.customers as f64 / load.as_secs_f64()
     );
-    let plan = store.customer_lookup_plan().await.expect("plan");
+    let plan = store
+        .customer_lookup_plan(&tenant, &phone(args.customers / 2))
+        .await
+        .expect("plan");
     println!("lookup plan:\n  {}", plan.join("\n  "));
     let uses_index = plan.iter().any(|l| {
         l.contains("USING PRIMARY KEY")

@@ -232,30 +232,25 @@ impl Store {
         Ok(rows.iter().map(customer_from_row).collect())
     }
 
-    /// The query plan of the caller-ID lookup, one line per plan row (SQLite's `EXPLAIN QUERY
-    /// PLAN`, PostgreSQL's `EXPLAIN`), so benchmarks and tests can check the index is used.
-    pub async fn customer_lookup_plan(&self) -> Result<Vec<String>, StoreError> {
-        let (tenant, phone) = ("plan-tenant", "+10000000000");
-        match self.backend() {
-            Backend::Sqlite => {
-                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {LOOKUP_BY_PHONE}"))
-                    .bind(tenant)
-                    .bind(phone)
-                    .bind(2_i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.iter().map(|r| r.get::<String, _>(3)).collect())
-            }
-            Backend::Postgres => {
-                let rows = sqlx::query(&format!("EXPLAIN {LOOKUP_BY_PHONE}"))
-                    .bind(tenant)
-                    .bind(phone)
-                    .bind(2_i64)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
-            }
-        }
+    /// The query plan of the caller-ID lookup for `tenant_id` and `e164`, one line per plan row
+    /// (SQLite's `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`), so benchmarks and tests can
+    /// check the index is used.
+    pub async fn customer_lookup_plan(
+        &self,
+        tenant_id: &str,
+        e164: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let (prefix, column) = match self.backend() {
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN", 3),
+            Backend::Postgres => ("EXPLAIN", 0),
+        };
+        let rows = sqlx::query(&format!("{prefix} {LOOKUP_BY_PHONE}"))
+            .bind(tenant_id)
+            .bind(e164)
+            .bind(2_i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(column)).collect())
     }
 
     /// Refreshes the planner's statistics (`ANALYZE`, the same statement on both engines).
@@ -389,13 +384,15 @@ impl FromStr for PhoneKind {
     }
 }
 
-/// The caller-ID lookup. The join repeats the tenant on `customers` so a phone row can never
-/// surface another tenant's customer, whatever the data says.
+/// The caller-ID lookup. It checks the tenant on `customers` too, so a phone row can never
+/// surface another tenant's customer whatever the data says; the join itself is on the
+/// primary key only, so the planner probes it rather than scanning the tenant.
 const LOOKUP_BY_PHONE: &str = "SELECT c.id, c.tenant_id, c.external_id, c.zoho_contact_id, \
      c.zoho_books_id, c.name, c.company, c.email, c.postal_code, c.balance_minor, c.currency, \
      c.created_at, c.updated_at \
-     FROM customer_phones p JOIN customers c ON c.id = p.customer_id AND c.tenant_id = p.tenant_id \
-     WHERE p.tenant_id = $1 AND p.e164 = $2 ORDER BY c.created_at, c.id LIMIT $3";
+     FROM customer_phones p JOIN customers c ON c.id = p.customer_id \
+     WHERE p.tenant_id = $1 AND p.e164 = $2 AND c.tenant_id = $1 \
+     ORDER BY c.created_at, c.id LIMIT $3";
 
 const CUSTOMER_COLUMNS: &str = "c.id, c.tenant_id, c.external_id, c.zoho_contact_id, \
      c.zoho_books_id, c.name, c.company, c.email, c.postal_code, c.balance_minor, c.currency, \
@@ -487,6 +484,61 @@ fn distinct_chunks<T>(records: &[T], key: impl Fn(&T) -> &str) -> Vec<&[T]> {
     chunks
 }
 
+/// Reads back the ids of just-upserted rows as `key → id` (no RETURNING: see the crate's
+/// portability rules). A row whose id is one we generated was inserted; any other id means
+/// the row existed and was updated.
+///
+/// The rows we inserted are found by primary key first, and only the remaining keys by
+/// `(tenant_id, key)`. Both are plain index probes; a single `tenant_id = $1 AND key IN (…)`
+/// over a large IN list lets a planner without statistics (a fresh bulk load, autovacuum off)
+/// scan the whole tenant per statement instead, which made loads quadratic.
+async fn ids_after_upsert(
+    tx: &mut Transaction<'static, Any>,
+    table: &'static str,
+    key_column: &'static str,
+    tenant_id: &str,
+    keys: &[&str],
+    fresh: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    let sql = format!(
+        "SELECT {key_column}, id FROM {table} WHERE id IN ({})",
+        placeholders(1, fresh.len())
+    );
+    let mut q = sqlx::query(&sql);
+    for id in fresh {
+        q = q.bind(id);
+    }
+    let mut ids: HashMap<String, String> = q
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let rest: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| !ids.contains_key(*k))
+        .collect();
+    if rest.is_empty() {
+        return Ok(ids);
+    }
+    let sql = format!(
+        "SELECT {key_column}, id FROM {table} WHERE tenant_id = $1 AND {key_column} IN ({})",
+        placeholders(2, rest.len())
+    );
+    let mut q = sqlx::query(&sql).bind(tenant_id);
+    for key in &rest {
+        q = q.bind(*key);
+    }
+    ids.extend(
+        q.fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|row| (row.get(0), row.get(1))),
+    );
+    Ok(ids)
+}
+
 async fn upsert_customer_chunk(
     tx: &mut Transaction<'static, Any>,
     tenant_id: &str,
@@ -523,22 +575,8 @@ async fn upsert_customer_chunk(
     }
     q.execute(&mut **tx).await?;
 
-    // No RETURNING (see the crate's portability rules): read the ids back. A row whose id is
-    // the one we generated was inserted; any other id means the row existed and was updated.
-    let sql = format!(
-        "SELECT external_id, id FROM customers WHERE tenant_id = $1 AND external_id IN ({})",
-        placeholders(2, chunk.len())
-    );
-    let mut q = sqlx::query(&sql).bind(tenant_id);
-    for r in chunk {
-        q = q.bind(&r.external_id);
-    }
-    let ids: HashMap<String, String> = q
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let keys: Vec<&str> = chunk.iter().map(|r| r.external_id.as_str()).collect();
+    let ids = ids_after_upsert(tx, "customers", "external_id", tenant_id, &keys, &fresh).await?;
     let mut out = Vec::with_capacity(chunk.len());
     for (r, fresh_id) in chunk.iter().zip(fresh) {
         let id = ids.get(&r.external_id).ok_or(StoreError::NotFound {
@@ -555,11 +593,14 @@ async fn upsert_customer_chunk(
         });
     }
 
+    // By customer id only: the ids were just read from this tenant's rows, and a `tenant_id`
+    // condition would let a planner without statistics (a fresh bulk load) pick the primary
+    // key's tenant prefix and scan every phone of the tenant per statement.
     let sql = format!(
-        "DELETE FROM customer_phones WHERE tenant_id = $1 AND customer_id IN ({})",
-        placeholders(2, out.len())
+        "DELETE FROM customer_phones WHERE customer_id IN ({})",
+        placeholders(1, out.len())
     );
-    let mut q = sqlx::query(&sql).bind(tenant_id);
+    let mut q = sqlx::query(&sql);
     for u in &out {
         q = q.bind(&u.id);
     }
@@ -625,20 +666,8 @@ async fn upsert_invoice_chunk(
     }
     q.execute(&mut **tx).await?;
 
-    let sql = format!(
-        "SELECT number, id FROM invoices WHERE tenant_id = $1 AND number IN ({})",
-        placeholders(2, chunk.len())
-    );
-    let mut q = sqlx::query(&sql).bind(tenant_id);
-    for r in chunk {
-        q = q.bind(&r.number);
-    }
-    let ids: HashMap<String, String> = q
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| (row.get(0), row.get(1)))
-        .collect();
+    let keys: Vec<&str> = chunk.iter().map(|r| r.number.as_str()).collect();
+    let ids = ids_after_upsert(tx, "invoices", "number", tenant_id, &keys, &fresh).await?;
     chunk
         .iter()
         .zip(fresh)

@@ -19,7 +19,11 @@ pub struct Authenticated(pub Principal);
 impl Authenticated {
     /// 403 unless the key's role covers `needed`.
     pub fn require(&self, needed: Role) -> Result<&Principal, ApiError> {
-        if self.0.role.allows(needed) { Ok(&self.0) } else { Err(ApiError::forbidden(needed)) }
+        if self.0.role.allows(needed) {
+            Ok(&self.0)
+        } else {
+            Err(ApiError::forbidden(needed))
+        }
     }
 }
 
@@ -27,7 +31,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts.extensions.get::<Principal>().cloned().map(Authenticated).ok_or_else(ApiError::unauthorized)
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Authenticated)
+            .ok_or_else(ApiError::unauthorized)
     }
 }
 
@@ -39,7 +48,11 @@ pub(crate) async fn require_key(
     let Some(secret) = bearer(&req) else {
         return ApiError::unauthorized().into_response();
     };
-    match state.store.authenticate_api_key(&secret, state.now_ms()).await {
+    match state
+        .store
+        .authenticate_api_key(&secret, state.now_ms())
+        .await
+    {
         Ok(Some(principal)) => {
             req.extensions_mut().insert(principal);
             next.run(req).await
@@ -52,7 +65,8 @@ pub(crate) async fn require_key(
 fn bearer(req: &Request) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
 }
 
 /// `GET /v1/whoami`: the key's tenant and role.

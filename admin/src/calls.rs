@@ -46,9 +46,22 @@ pub(crate) async fn list(
     let after = params
         .cursor
         .as_deref()
-        .map(|c| c.parse().map_err(|_| ApiError::bad_request("cursor is not one this API issued")))
+        .map(|c| {
+            c.parse()
+                .map_err(|_| ApiError::bad_request("cursor is not one this API issued"))
+        })
         .transpose()?;
-    let page = state.store.list_calls(&p.tenant_id, &CallFilter { status, limit, after }).await?;
+    let page = state
+        .store
+        .list_calls(
+            &p.tenant_id,
+            &CallFilter {
+                status,
+                limit,
+                after,
+            },
+        )
+        .await?;
     Ok(Json(json!({
         "calls": page.calls.iter().map(call_json).collect::<Vec<_>>(),
         "next_cursor": page.next.map(|c| c.to_string()),
@@ -62,7 +75,11 @@ pub(crate) async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = auth.require(Role::Supervisor)?;
-    let call = state.store.get_call(&p.tenant_id, &id).await?.ok_or_else(|| ApiError::not_found("call"))?;
+    let call = state
+        .store
+        .get_call(&p.tenant_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
     let turns = state.store.list_turns(&call.id).await?;
     let events = state.store.list_call_events(&call.id).await?;
     let mut body = call_json(&call);

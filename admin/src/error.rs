@@ -15,13 +15,21 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
     pub fn unauthorized() -> Self {
         Self::new(
@@ -31,7 +39,11 @@ impl ApiError {
         )
     }
     pub fn forbidden(needed: store::Role) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", format!("this needs the {needed} role"))
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this needs the {needed} role"),
+        )
     }
 }
 
@@ -46,7 +58,11 @@ impl From<store::StoreError> for ApiError {
     fn from(e: store::StoreError) -> Self {
         // The cause goes to the log; the client learns only that it was our fault.
         tracing::error!(error = %e, "store error in admin API");
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "storage_unavailable",
+            "storage is unavailable",
+        )
     }
 }
 

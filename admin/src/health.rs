@@ -15,7 +15,9 @@ pub(crate) async fn health() -> impl IntoResponse {
 
 /// 200 when the database answers within two seconds, else 503.
 pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let ok = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await.unwrap_or(false);
+    let ok = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
+        .await
+        .unwrap_or(false);
     ::metrics::gauge!("agent_database_up").set(if ok { 1.0 } else { 0.0 });
     if ok {
         (StatusCode::OK, "ready\n")
@@ -27,7 +29,10 @@ pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

@@ -34,8 +34,15 @@ pub struct AppState {
 
 impl AppState {
     /// State with the system clock.
-    pub fn new(store: store::Store, metrics: metrics_exporter_prometheus::PrometheusHandle) -> Self {
-        Self { store, metrics, clock: Arc::new(unix_ms_now) }
+    pub fn new(
+        store: store::Store,
+        metrics: metrics_exporter_prometheus::PrometheusHandle,
+    ) -> Self {
+        Self {
+            store,
+            metrics,
+            clock: Arc::new(unix_ms_now),
+        }
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -64,7 +71,10 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks/{id}/done", post(messages::mark_callback_done))
         .route("/customers", get(customers::by_phone))
         .fallback(error::not_found)
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ));
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
@@ -82,5 +92,7 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -17,11 +17,21 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/a.db", dir.path().display());
-    let store = Store::connect(&url, &StoreOptions::default()).await.unwrap();
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     let tenant = store.create_tenant("acme", 1).await.unwrap().id;
-    let app = admin::router(admin::AppState::new(store.clone(), admin::metrics::install()));
-    Fixture { _dir: dir, store, app, tenant }
+    let app = admin::router(admin::AppState::new(
+        store.clone(),
+        admin::metrics::install(),
+    ));
+    Fixture {
+        _dir: dir,
+        store,
+        app,
+        tenant,
+    }
 }
 
 async fn get(app: &axum::Router, path: &str, key: Option<&str>) -> (StatusCode, String) {
@@ -29,7 +39,11 @@ async fn get(app: &axum::Router, path: &str, key: Option<&str>) -> (StatusCode, 
     if let Some(key) = key {
         req = req.header("authorization", format!("Bearer {key}"));
     }
-    let res = app.clone().oneshot(req.body(Body::empty()).unwrap()).await.unwrap();
+    let res = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
     let status = res.status();
     let body = res.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8(body.to_vec()).unwrap())
@@ -55,7 +69,11 @@ async fn ready_is_503_when_the_database_is_gone() {
     f.store.close().await;
     let (status, _) = get(&f.app, "/ready", None).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(get(&f.app, "/health", None).await.0, StatusCode::OK, "alive regardless");
+    assert_eq!(
+        get(&f.app, "/health", None).await.0,
+        StatusCode::OK,
+        "alive regardless"
+    );
 }
 
 #[tokio::test]
@@ -64,9 +82,16 @@ async fn v1_needs_a_valid_unrevoked_key_and_the_right_role() {
     let (status, body) = get(&f.app, "/v1/whoami", None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(json(&body)["error"]["code"], "unauthorized");
-    assert_eq!(get(&f.app, "/v1/whoami", Some("agk_nope")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&f.app, "/v1/whoami", Some("agk_nope")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
-    let sup = f.store.create_api_key(&f.tenant, Role::Supervisor, 2).await.unwrap();
+    let sup = f
+        .store
+        .create_api_key(&f.tenant, Role::Supervisor, 2)
+        .await
+        .unwrap();
     let (status, body) = get(&f.app, "/v1/whoami", Some(&sup.secret)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json(&body)["role"], "supervisor");
@@ -74,28 +99,44 @@ async fn v1_needs_a_valid_unrevoked_key_and_the_right_role() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(json(&body)["error"]["code"], "forbidden");
 
-    let adm = f.store.create_api_key(&f.tenant, Role::Admin, 3).await.unwrap();
+    let adm = f
+        .store
+        .create_api_key(&f.tenant, Role::Admin, 3)
+        .await
+        .unwrap();
     let (status, body) = get(&f.app, "/v1/keys", Some(&adm.secret)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json(&body)["keys"].as_array().unwrap().len(), 2);
     assert!(!body.contains(&adm.secret), "secrets are never listed");
 
     f.store.revoke_api_key(&sup.key.id, 4).await.unwrap();
-    assert_eq!(get(&f.app, "/v1/whoami", Some(&sup.secret)).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get(&f.app, "/v1/whoami", Some(&sup.secret)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // Unknown /v1 routes are JSON 404s once authenticated, and 401 before.
     let (status, body) = get(&f.app, "/v1/nothing", Some(&adm.secret)).await;
-    assert_eq!((status, json(&body)["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, json(&body)["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
 }
 
 #[tokio::test]
 async fn calls_list_pages_and_detail_has_turns_and_events() {
     let f = fixture().await;
-    let key = f.store.create_api_key(&f.tenant, Role::Supervisor, 2).await.unwrap().secret;
+    let key = f
+        .store
+        .create_api_key(&f.tenant, Role::Supervisor, 2)
+        .await
+        .unwrap()
+        .secret;
     let mut ids = Vec::new();
     for i in 0..3 {
         let call = f
             .store
             .insert_call(NewCall {
+                id: store::new_id(),
                 tenant_id: f.tenant.clone(),
                 direction: CallDirection::Inbound,
                 from_number: format!("+1555000000{i}"),
@@ -111,8 +152,14 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
         ids.push(call.id);
     }
     f.store.mark_call_answered(&ids[2], 1_500).await.unwrap();
-    f.store.end_call(&ids[2], 9_500, "caller_hangup").await.unwrap();
-    f.store.add_call_event(&ids[2], 1_500, "answered", serde_json::json!({})).await.unwrap();
+    f.store
+        .end_call(&ids[2], 9_500, "caller_hangup")
+        .await
+        .unwrap();
+    f.store
+        .add_call_event(&ids[2], 1_500, "answered", serde_json::json!({}))
+        .await
+        .unwrap();
     f.store
         .upsert_turn(&Turn {
             call_id: ids[2].clone(),
@@ -121,7 +168,13 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
             caller_text: Some("check my balance".to_owned()),
             agent_text: Some("Sure.".to_owned()),
             interrupted: false,
-            latency: TurnLatency { eot_ms: Some(500), stt_ms: Some(90), llm_ms: Some(1), tts_ms: Some(40), e2e_ms: Some(650) },
+            latency: TurnLatency {
+                eot_ms: Some(500),
+                stt_ms: Some(90),
+                llm_ms: Some(1),
+                tts_ms: Some(40),
+                e2e_ms: Some(650),
+            },
         })
         .await
         .unwrap();
@@ -135,7 +188,12 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
     assert_eq!(calls[0]["end_reason"], "caller_hangup");
     assert_eq!(calls[0]["from"], "+15550000002");
     let cursor = page["next_cursor"].as_str().unwrap();
-    let (_, body) = get(&f.app, &format!("/v1/calls?limit=2&cursor={cursor}"), Some(&key)).await;
+    let (_, body) = get(
+        &f.app,
+        &format!("/v1/calls?limit=2&cursor={cursor}"),
+        Some(&key),
+    )
+    .await;
     let page = json(&body);
     assert_eq!(page["calls"].as_array().unwrap().len(), 1);
     assert_eq!(page["calls"][0]["id"], ids[0].as_str());
@@ -156,7 +214,12 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
 #[tokio::test]
 async fn bad_input_gets_json_4xx() {
     let f = fixture().await;
-    let key = f.store.create_api_key(&f.tenant, Role::Admin, 2).await.unwrap().secret;
+    let key = f
+        .store
+        .create_api_key(&f.tenant, Role::Admin, 2)
+        .await
+        .unwrap()
+        .secret;
     for path in [
         "/v1/calls?status=flying",
         "/v1/calls?limit=0",

@@ -31,7 +31,10 @@ impl Role {
 
     /// True when a key with this role may use an endpoint that requires `needed`.
     pub fn allows(self, needed: Role) -> bool {
-        matches!((self, needed), (Role::Admin, _) | (Role::Supervisor, Role::Supervisor))
+        matches!(
+            (self, needed),
+            (Role::Admin, _) | (Role::Supervisor, Role::Supervisor)
+        )
     }
 }
 
@@ -47,7 +50,9 @@ impl FromStr for Role {
         match s {
             "admin" => Ok(Role::Admin),
             "supervisor" => Ok(Role::Supervisor),
-            other => Err(format!("unknown role {other:?} (expected admin or supervisor)")),
+            other => Err(format!(
+                "unknown role {other:?} (expected admin or supervisor)"
+            )),
         }
     }
 }
@@ -134,8 +139,15 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let role: String = row.get(2);
-        let role = role.parse().map_err(|_| StoreError::Corrupt { what: "role", value: role })?;
-        let principal = Principal { key_id: row.get(0), tenant_id: row.get(1), role };
+        let role = role.parse().map_err(|_| StoreError::Corrupt {
+            what: "role",
+            value: role,
+        })?;
+        let principal = Principal {
+            key_id: row.get(0),
+            tenant_id: row.get(1),
+            role,
+        };
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
             .bind(now_ms)
             .bind(&principal.key_id)
@@ -146,13 +158,12 @@ impl Store {
 
     /// Revokes a key by id. Revoking twice keeps the first revocation time.
     pub async fn revoke_api_key(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2",
-        )
-        .bind(now_ms)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(now_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound { what: "api key" });
         }
@@ -174,7 +185,10 @@ impl Store {
                 Ok(ApiKey {
                     id: r.get(0),
                     tenant_id: r.get(1),
-                    role: role.parse().map_err(|_| StoreError::Corrupt { what: "role", value: role })?,
+                    role: role.parse().map_err(|_| StoreError::Corrupt {
+                        what: "role",
+                        value: role,
+                    })?,
                     prefix: r.get(3),
                     created_at: r.get(4),
                     revoked_at: r.get(5),

@@ -55,6 +55,9 @@ text_enum!(CallStatus, "call status", Ringing => "ringing", Active => "active", 
 /// What is known when a call starts.
 #[derive(Debug, Clone)]
 pub struct NewCall {
+    /// The call's id, chosen by the caller (see [`crate::new_id`]) so events can be queued for a
+    /// call before its row is written.
+    pub id: String,
     pub tenant_id: String,
     pub direction: CallDirection,
     pub from_number: String,
@@ -150,12 +153,17 @@ impl fmt::Display for CallCursor {
 impl FromStr for CallCursor {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let (ms, id) = s.split_once('_').ok_or_else(|| "malformed cursor".to_owned())?;
+        let (ms, id) = s
+            .split_once('_')
+            .ok_or_else(|| "malformed cursor".to_owned())?;
         let started_at = ms.parse().map_err(|_| "malformed cursor".to_owned())?;
         if id.is_empty() {
             return Err("malformed cursor".to_owned());
         }
-        Ok(Self { started_at, id: id.to_owned() })
+        Ok(Self {
+            started_at,
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -194,7 +202,7 @@ impl Store {
     /// Records a new call in `ringing` state.
     pub async fn insert_call(&self, new: NewCall) -> Result<Call, StoreError> {
         let call = Call {
-            id: new_id(),
+            id: new.id,
             tenant_id: new.tenant_id,
             direction: new.direction,
             from_number: new.from_number,
@@ -228,7 +236,8 @@ impl Store {
         .bind(call.ended_at)
         .bind(&call.end_reason)
         .execute(&self.pool)
-        .await?;
+        .await
+        .map_err(|e| StoreError::from_insert(e, "call"))?;
         Ok(call)
     }
 
@@ -242,7 +251,9 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "ringing call" });
+            return Err(StoreError::NotFound {
+                what: "ringing call",
+            });
         }
         Ok(())
     }
@@ -320,10 +331,16 @@ impl Store {
         .bind(fetch)
         .fetch_all(&self.pool)
         .await?;
-        let mut calls = rows.iter().map(call_from_row).collect::<Result<Vec<_>, _>>()?;
+        let mut calls = rows
+            .iter()
+            .map(call_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let next = if calls.len() > limit as usize {
             calls.truncate(limit as usize);
-            calls.last().map(|c| CallCursor { started_at: c.started_at, id: c.id.clone() })
+            calls.last().map(|c| CallCursor {
+                started_at: c.started_at,
+                id: c.id.clone(),
+            })
         } else {
             None
         };
@@ -338,15 +355,23 @@ impl Store {
         kind: &str,
         detail: serde_json::Value,
     ) -> Result<CallEvent, StoreError> {
-        let event = CallEvent { id: new_id(), call_id: call_id.to_owned(), at, kind: kind.to_owned(), detail };
-        sqlx::query("INSERT INTO call_events (id, call_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&event.id)
-            .bind(&event.call_id)
-            .bind(event.at)
-            .bind(&event.kind)
-            .bind(event.detail.to_string())
-            .execute(&self.pool)
-            .await?;
+        let event = CallEvent {
+            id: new_id(),
+            call_id: call_id.to_owned(),
+            at,
+            kind: kind.to_owned(),
+            detail,
+        };
+        sqlx::query(
+            "INSERT INTO call_events (id, call_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&event.id)
+        .bind(&event.call_id)
+        .bind(event.at)
+        .bind(&event.kind)
+        .bind(event.detail.to_string())
+        .execute(&self.pool)
+        .await?;
         Ok(event)
     }
 
@@ -366,8 +391,10 @@ impl Store {
                     call_id: r.get(1),
                     at: r.get(2),
                     kind: r.get(3),
-                    detail: serde_json::from_str(&detail)
-                        .map_err(|_| StoreError::Corrupt { what: "call event detail", value: detail })?,
+                    detail: serde_json::from_str(&detail).map_err(|_| StoreError::Corrupt {
+                        what: "call event detail",
+                        value: detail,
+                    })?,
                 })
             })
             .collect()

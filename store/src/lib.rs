@@ -24,8 +24,8 @@ mod usage;
 
 pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
 pub use calls::{
-    Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall,
-    Turn, TurnLatency,
+    Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
+    TurnLatency,
 };
 pub use customers::{
     Customer, CustomerPhone, CustomerUpsert, Invoice, InvoiceUpsert, PhoneKind, UpsertOutcome,

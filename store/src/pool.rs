@@ -28,7 +28,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        Self { max_connections: 8, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -52,8 +55,10 @@ impl Store {
             Backend::Sqlite => sqlite_url(url)?,
             Backend::Postgres => url.to_owned(),
         };
-        let connect_options = AnyConnectOptions::from_str(&url)
-            .map_err(|e| StoreError::InvalidUrl { reason: e.to_string() })?;
+        let connect_options =
+            AnyConnectOptions::from_str(&url).map_err(|e| StoreError::InvalidUrl {
+                reason: e.to_string(),
+            })?;
         let mut pool_options = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
@@ -80,7 +85,10 @@ impl Store {
 
     /// Applies pending migrations from `migrations/` (embedded at build time).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        MIGRATOR.run(&self.pool).await.map_err(|source| StoreError::Migrate { source })
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|source| StoreError::Migrate { source })
     }
 
     /// Round-trips a trivial query: true when the database answers.
@@ -113,15 +121,23 @@ fn backend_of(url: &str) -> Result<Backend, StoreError> {
 
 /// Normalises a SQLite url to one that creates the file, and creates its parent folder.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or("");
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or("");
     if rest.is_empty() {
-        return Err(StoreError::InvalidUrl { reason: "sqlite url names no file".to_owned() });
+        return Err(StoreError::InvalidUrl {
+            reason: "sqlite url names no file".to_owned(),
+        });
     }
     if rest.starts_with(":memory:") {
         return Ok(url.to_owned());
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(parent).map_err(|e| StoreError::InvalidUrl {
             reason: format!("cannot create folder {}: {e}", parent.display()),
         })?;
@@ -154,7 +170,13 @@ mod tests {
 
     #[test]
     fn unknown_scheme_is_rejected() {
-        assert!(matches!(backend_of("mysql://x"), Err(StoreError::InvalidUrl { .. })));
-        assert!(matches!(sqlite_url("sqlite://"), Err(StoreError::InvalidUrl { .. })));
+        assert!(matches!(
+            backend_of("mysql://x"),
+            Err(StoreError::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            sqlite_url("sqlite://"),
+            Err(StoreError::InvalidUrl { .. })
+        ));
     }
 }

@@ -16,7 +16,11 @@ pub struct Tenant {
 impl Store {
     /// Creates a tenant. A duplicate name is [`StoreError::Conflict`].
     pub async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant, StoreError> {
-        let tenant = Tenant { id: new_id(), name: name.to_owned(), created_at: now_ms };
+        let tenant = Tenant {
+            id: new_id(),
+            name: name.to_owned(),
+            created_at: now_ms,
+        };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
             .bind(&tenant.name)
@@ -33,7 +37,11 @@ impl Store {
             .bind(name)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.map(|r| Tenant { id: r.get(0), name: r.get(1), created_at: r.get(2) }))
+        Ok(row.map(|r| Tenant {
+            id: r.get(0),
+            name: r.get(1),
+            created_at: r.get(2),
+        }))
     }
 
     /// Returns the tenant named `name`, creating it first when it does not exist. Safe when
@@ -44,9 +52,10 @@ impl Store {
         }
         match self.create_tenant(name, now_ms).await {
             Ok(t) => Ok(t),
-            Err(StoreError::Conflict { .. }) => {
-                self.tenant_by_name(name).await?.ok_or(StoreError::NotFound { what: "tenant" })
-            }
+            Err(StoreError::Conflict { .. }) => self
+                .tenant_by_name(name)
+                .await?
+                .ok_or(StoreError::NotFound { what: "tenant" }),
             Err(e) => Err(e),
         }
     }
@@ -58,7 +67,11 @@ impl Store {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| Tenant { id: r.get(0), name: r.get(1), created_at: r.get(2) })
+            .map(|r| Tenant {
+                id: r.get(0),
+                name: r.get(1),
+                created_at: r.get(2),
+            })
             .collect())
     }
 }

@@ -543,7 +543,11 @@ async fn callbacks_are_stored_listed_and_closed(store: &Store) {
 
 async fn lookup_plan_names_the_phone_index(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
-    let plan = store.customer_lookup_plan(&t.id, "+15551234567").await.unwrap().join("\n");
+    let plan = store
+        .customer_lookup_plan(&t.id, "+15551234567")
+        .await
+        .unwrap()
+        .join("\n");
     match store.backend() {
         // SQLite names the automatic index of the composite primary key.
         store::Backend::Sqlite => {

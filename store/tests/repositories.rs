@@ -44,36 +44,74 @@ both_engines!(
 async fn tenants_are_unique_and_ensure_is_idempotent(store: &Store) {
     let a = store.create_tenant("acme", 1_000).await.unwrap();
     let dup = store.create_tenant("acme", 2_000).await;
-    assert!(matches!(dup, Err(StoreError::Conflict { what: "tenant" })), "{dup:?}");
+    assert!(
+        matches!(dup, Err(StoreError::Conflict { what: "tenant" })),
+        "{dup:?}"
+    );
     let again = store.ensure_tenant("acme", 3_000).await.unwrap();
     assert_eq!(again, a);
     let b = store.ensure_tenant("globex", 4_000).await.unwrap();
     assert_eq!(b.name, "globex");
-    let names: Vec<_> = store.list_tenants().await.unwrap().into_iter().map(|t| t.name).collect();
+    let names: Vec<_> = store
+        .list_tenants()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(names, ["acme", "globex"]);
 }
 
 async fn api_keys_authenticate_until_revoked(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
-    let new = store.create_api_key(&t.id, Role::Supervisor, 10).await.unwrap();
+    let new = store
+        .create_api_key(&t.id, Role::Supervisor, 10)
+        .await
+        .unwrap();
     assert!(new.secret.starts_with("agk_") && new.secret.len() > 40);
     assert!(new.secret.starts_with(&new.key.prefix));
-    let who = store.authenticate_api_key(&new.secret, 20).await.unwrap().unwrap();
+    let who = store
+        .authenticate_api_key(&new.secret, 20)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(who.tenant_id, t.id);
     assert_eq!(who.role, Role::Supervisor);
-    assert!(store.authenticate_api_key("agk_wrong", 20).await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate_api_key("agk_wrong", 20)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A key differing in one character is a different key.
     let mut tampered = new.secret.clone();
     tampered.pop();
     tampered.push('x');
-    assert!(store.authenticate_api_key(&tampered, 20).await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate_api_key(&tampered, 20)
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     store.revoke_api_key(&new.key.id, 30).await.unwrap();
-    assert!(store.authenticate_api_key(&new.secret, 40).await.unwrap().is_none());
+    assert!(
+        store
+            .authenticate_api_key(&new.secret, 40)
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.revoke_api_key(&new.key.id, 50).await.unwrap();
     let keys = store.list_api_keys(&t.id).await.unwrap();
     assert_eq!(keys.len(), 1);
-    assert_eq!(keys[0].revoked_at, Some(30), "second revoke keeps the first time");
+    assert_eq!(
+        keys[0].revoked_at,
+        Some(30),
+        "second revoke keeps the first time"
+    );
     assert!(matches!(
         store.revoke_api_key("nope", 1).await,
         Err(StoreError::NotFound { .. })
@@ -82,16 +120,25 @@ async fn api_keys_authenticate_until_revoked(store: &Store) {
 
 async fn phone_numbers_map_to_tenant_and_flow(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
-    store.add_phone_number("+15551230000", &t.id, "receptionist", 2).await.unwrap();
-    let dup = store.add_phone_number("+15551230000", &t.id, "other", 3).await;
+    store
+        .add_phone_number("+15551230000", &t.id, "receptionist", 2)
+        .await
+        .unwrap();
+    let dup = store
+        .add_phone_number("+15551230000", &t.id, "other", 3)
+        .await;
     assert!(matches!(dup, Err(StoreError::Conflict { .. })));
     let n = store.phone_number("+15551230000").await.unwrap().unwrap();
-    assert_eq!((n.tenant_id.as_str(), n.flow.as_str()), (t.id.as_str(), "receptionist"));
+    assert_eq!(
+        (n.tenant_id.as_str(), n.flow.as_str()),
+        (t.id.as_str(), "receptionist")
+    );
     assert!(store.phone_number("+15550000000").await.unwrap().is_none());
 }
 
 fn new_call(tenant: &str, started_at: i64) -> NewCall {
     NewCall {
+        id: store::new_id(),
         tenant_id: tenant.to_owned(),
         direction: CallDirection::Inbound,
         from_number: "+15551112222".to_owned(),
@@ -109,24 +156,48 @@ async fn calls_lifecycle_and_pagination(store: &Store) {
     let other = store.create_tenant("globex", 1).await.unwrap();
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(store.insert_call(new_call(&t.id, 1_000 + i)).await.unwrap().id);
+        ids.push(
+            store
+                .insert_call(new_call(&t.id, 1_000 + i))
+                .await
+                .unwrap()
+                .id,
+        );
     }
     // Same start time: ordering falls back to id, still newest (largest id) first.
     ids.push(store.insert_call(new_call(&t.id, 1_004)).await.unwrap().id);
     store.insert_call(new_call(&other.id, 5_000)).await.unwrap();
 
     store.mark_call_answered(&ids[0], 1_100).await.unwrap();
-    assert!(store.mark_call_answered(&ids[0], 1_200).await.is_err(), "only a ringing call answers");
-    store.end_call(&ids[0], 2_000, "caller_hangup").await.unwrap();
-    store.end_call(&ids[0], 3_000, "flow_completed").await.unwrap();
+    assert!(
+        store.mark_call_answered(&ids[0], 1_200).await.is_err(),
+        "only a ringing call answers"
+    );
+    store
+        .end_call(&ids[0], 2_000, "caller_hangup")
+        .await
+        .unwrap();
+    store
+        .end_call(&ids[0], 3_000, "flow_completed")
+        .await
+        .unwrap();
     let c = store.get_call(&t.id, &ids[0]).await.unwrap().unwrap();
     assert_eq!(c.status, CallStatus::Ended);
     assert_eq!(c.answered_at, Some(1_100));
-    assert_eq!((c.ended_at, c.end_reason.as_deref()), (Some(2_000), Some("caller_hangup")));
-    assert!(store.get_call(&other.id, &ids[0]).await.unwrap().is_none(), "tenant isolation");
+    assert_eq!(
+        (c.ended_at, c.end_reason.as_deref()),
+        (Some(2_000), Some("caller_hangup"))
+    );
+    assert!(
+        store.get_call(&other.id, &ids[0]).await.unwrap().is_none(),
+        "tenant isolation"
+    );
 
     let mut seen = Vec::new();
-    let mut filter = CallFilter { limit: 2, ..Default::default() };
+    let mut filter = CallFilter {
+        limit: 2,
+        ..Default::default()
+    };
     loop {
         let page = store.list_calls(&t.id, &filter).await.unwrap();
         assert!(page.calls.len() <= 2);
@@ -139,9 +210,17 @@ async fn calls_lifecycle_and_pagination(store: &Store) {
     let mut expected: Vec<_> = seen.clone();
     expected.sort_by(|a, b| b.cmp(a));
     assert_eq!(seen, expected, "newest first, no duplicates across pages");
-    assert_eq!(seen.len(), 6, "all of the tenant's calls, none of the other's");
+    assert_eq!(
+        seen.len(),
+        6,
+        "all of the tenant's calls, none of the other's"
+    );
 
-    let ended = CallFilter { status: Some(CallStatus::Ended), limit: 50, after: None };
+    let ended = CallFilter {
+        status: Some(CallStatus::Ended),
+        limit: 50,
+        after: None,
+    };
     let page = store.list_calls(&t.id, &ended).await.unwrap();
     assert_eq!(page.calls.len(), 1);
     assert_eq!(page.calls[0].id, ids[0]);
@@ -151,9 +230,17 @@ async fn calls_lifecycle_and_pagination(store: &Store) {
 async fn call_events_keep_json_detail(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
     let call = store.insert_call(new_call(&t.id, 10)).await.unwrap();
-    store.add_call_event(&call.id, 11, "answered", json!({})).await.unwrap();
     store
-        .add_call_event(&call.id, 12, "dtmf", json!({"digit": "5", "duration_ms": 160}))
+        .add_call_event(&call.id, 11, "answered", json!({}))
+        .await
+        .unwrap();
+    store
+        .add_call_event(
+            &call.id,
+            12,
+            "dtmf",
+            json!({"digit": "5", "duration_ms": 160}),
+        )
         .await
         .unwrap();
     let events = store.list_call_events(&call.id).await.unwrap();
@@ -197,12 +284,33 @@ async fn turns_upsert_as_stages_complete(store: &Store) {
 async fn usage_totals_by_kind_and_window(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
     let call = store.insert_call(new_call(&t.id, 10)).await.unwrap();
-    store.add_usage(&t.id, Some(&call.id), "call_ms", 60_000, "ms", 100).await.unwrap();
-    store.add_usage(&t.id, Some(&call.id), "call_ms", 30_000, "ms", 200).await.unwrap();
-    store.add_usage(&t.id, None, "llm_prompt_tokens", 1_234, "tokens", 150).await.unwrap();
-    assert_eq!(store.usage_total(&t.id, "call_ms", 0, 1_000).await.unwrap(), 90_000);
-    assert_eq!(store.usage_total(&t.id, "call_ms", 150, 1_000).await.unwrap(), 30_000);
-    assert_eq!(store.usage_total(&t.id, "nothing", 0, 1_000).await.unwrap(), 0);
+    store
+        .add_usage(&t.id, Some(&call.id), "call_ms", 60_000, "ms", 100)
+        .await
+        .unwrap();
+    store
+        .add_usage(&t.id, Some(&call.id), "call_ms", 30_000, "ms", 200)
+        .await
+        .unwrap();
+    store
+        .add_usage(&t.id, None, "llm_prompt_tokens", 1_234, "tokens", 150)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.usage_total(&t.id, "call_ms", 0, 1_000).await.unwrap(),
+        90_000
+    );
+    assert_eq!(
+        store
+            .usage_total(&t.id, "call_ms", 150, 1_000)
+            .await
+            .unwrap(),
+        30_000
+    );
+    assert_eq!(
+        store.usage_total(&t.id, "nothing", 0, 1_000).await.unwrap(),
+        0
+    );
 }
 
 async fn migrations_are_idempotent_and_ping_works(store: &Store) {
@@ -216,9 +324,19 @@ async fn orphaned_calls_are_ended_per_node(store: &Store) {
     let mut theirs = new_call(&t.id, 11);
     theirs.node = "node-b".to_owned();
     let theirs = store.insert_call(theirs).await.unwrap();
-    assert_eq!(store.end_orphaned_calls("node-a", 99, "daemon_restart").await.unwrap(), 1);
+    assert_eq!(
+        store
+            .end_orphaned_calls("node-a", 99, "daemon_restart")
+            .await
+            .unwrap(),
+        1
+    );
     let mine = store.get_call(&t.id, &mine.id).await.unwrap().unwrap();
     assert_eq!(mine.end_reason.as_deref(), Some("daemon_restart"));
     let theirs = store.get_call(&t.id, &theirs.id).await.unwrap().unwrap();
-    assert_eq!(theirs.status, CallStatus::Ringing, "another daemon's call is left alone");
+    assert_eq!(
+        theirs.status,
+        CallStatus::Ringing,
+        "another daemon's call is left alone"
+    );
 }

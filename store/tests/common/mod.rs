@@ -35,9 +35,14 @@ impl TestDb {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/agent.db", dir.path().display());
-                let store = Store::connect(&url, &StoreOptions::default()).await.expect("sqlite");
+                let store = Store::connect(&url, &StoreOptions::default())
+                    .await
+                    .expect("sqlite");
                 store.migrate().await.expect("migrate sqlite");
-                TestDb { store, cleanup: Cleanup::Dir(dir) }
+                TestDb {
+                    store,
+                    cleanup: Cleanup::Dir(dir),
+                }
             }
             Engine::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -53,7 +58,10 @@ impl TestDb {
                     .await
                     .expect("postgres: is the server on 127.0.0.1:5432 running?");
                 store.migrate().await.expect("migrate postgres");
-                TestDb { store, cleanup: Cleanup::Postgres { admin_url, name } }
+                TestDb {
+                    store,
+                    cleanup: Cleanup::Postgres { admin_url, name },
+                }
             }
         }
     }
@@ -61,13 +69,20 @@ impl TestDb {
     pub async fn finish(self) {
         self.store.close().await;
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            exec_admin(admin_url, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+            exec_admin(
+                admin_url,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            )
+            .await;
         }
     }
 }
 
 fn rand_suffix() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
 }
 
 pub fn replace_db(url: &str, name: &str) -> String {

@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod dialog;
+pub mod driver;
 pub mod endpoint;
 mod ids;
 pub mod message;

@@ -16,7 +16,13 @@ use crate::config::{self, Config, ConfigError, Override};
 #[command(name = "agent", version, about, long_about = None)]
 pub struct Cli {
     /// Configuration file [default: config/agent.toml, skipped when absent]
-    #[arg(long, short = 'c', global = true, env = "AGENT_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "AGENT_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Database URL, overriding `database.url` (sqlite://FILE or postgres://…)
@@ -45,6 +51,20 @@ pub enum Command {
     /// Manage admin API keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage speech models
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Convert a CTranslate2 (faster-whisper) Whisper folder to a whisper.cpp ggml file
+    ImportCt2 {
+        /// Folder holding model.bin, config.json and tokenizer.json
+        ct2_dir: PathBuf,
+        /// The ggml file to write (e.g. models/ggml-tiny.en.bin)
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -107,7 +127,10 @@ pub fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     crate::logging::init(&cfg.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -157,6 +180,18 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::CheckConfig => Ok(()),
         Command::Tenants(cmd) => tenants(cmd, &cfg).await,
         Command::Keys(cmd) => keys(cmd, &cfg).await,
+        Command::Models(ModelsCommand::ImportCt2 { ct2_dir, out }) => {
+            let report =
+                tokio::task::spawn_blocking(move || speech::import_ct2(&ct2_dir, &out)).await??;
+            println!(
+                "wrote {} ({} tensors, {} vocabulary tokens, {} bytes)",
+                report.out.display(),
+                report.tensors,
+                report.vocab_tokens,
+                report.bytes_written
+            );
+            Ok(())
+        }
     }
 }
 
@@ -170,6 +205,11 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<store::Store> {
         .await
         .with_context(|| format!("database {}", cfg.database.url))?;
     store.migrate().await.context("applying migrations")?;
+    // The tenant owning unmapped numbers always exists, so keys can be made for it at once.
+    store
+        .ensure_tenant(&cfg.call.default_tenant, crate::clock::now_ms())
+        .await
+        .context("creating the default tenant (call.default_tenant)")?;
     Ok(store)
 }
 
@@ -194,13 +234,17 @@ async fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
     match cmd {
         KeysCommand::Create { tenant, role } => {
-            let t = store
-                .tenant_by_name(&tenant)
-                .await?
-                .with_context(|| format!("no tenant named {tenant:?} (create it with `agent tenants create`)"))?;
+            let t = store.tenant_by_name(&tenant).await?.with_context(|| {
+                format!("no tenant named {tenant:?} (create it with `agent tenants create`)")
+            })?;
             let role = role.parse().map_err(anyhow::Error::msg)?;
-            let new = store.create_api_key(&t.id, role, crate::clock::now_ms()).await?;
-            println!("id: {}\ntenant: {}\nrole: {}", new.key.id, t.name, new.key.role);
+            let new = store
+                .create_api_key(&t.id, role, crate::clock::now_ms())
+                .await?;
+            println!(
+                "id: {}\ntenant: {}\nrole: {}",
+                new.key.id, t.name, new.key.role
+            );
             println!("# the key is shown once; store it now:");
             println!("{}", new.secret);
         }
@@ -209,9 +253,16 @@ async fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<()> {
             println!("revoked {id}");
         }
         KeysCommand::List { tenant } => {
-            let t = store.tenant_by_name(&tenant).await?.with_context(|| format!("no tenant named {tenant:?}"))?;
+            let t = store
+                .tenant_by_name(&tenant)
+                .await?
+                .with_context(|| format!("no tenant named {tenant:?}"))?;
             for k in store.list_api_keys(&t.id).await? {
-                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                let state = if k.revoked_at.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
                 println!("{}\t{}\t{}…\t{}", k.id, k.role, k.prefix, state);
             }
         }

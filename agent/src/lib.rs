@@ -4,9 +4,11 @@
 //! It never parses SIP and never issues SQL: those belong to `sip` and `store`. Errors become
 //! `anyhow` only at the binary edge (`main.rs` and the command functions in [`cli`]).
 
+pub mod calls;
 pub mod cli;
 pub mod clock;
 pub mod config;
 mod logging;
 mod serve;
 mod shutdown;
+mod wiring;

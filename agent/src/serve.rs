@@ -1,52 +1,97 @@
 //! `agent serve`: the daemon's main job.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::calls::{CallManager, CallRuntime};
 use crate::config::Config;
+use crate::wiring;
 
 /// Runs until SIGTERM/SIGINT, then drains in-flight work for up to `shutdown.grace_secs`.
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = crate::cli::open_store(&cfg).await?;
     let node = cfg.node_id();
     let now = crate::clock::now_ms();
-    let orphaned = store.end_orphaned_calls(&node, now, "daemon_restart").await?;
+    let orphaned = store
+        .end_orphaned_calls(&node, now, "daemon_restart")
+        .await?;
     if orphaned > 0 {
         tracing::warn!(orphaned, "ended calls left unfinished by a previous run");
     }
-    store.ensure_tenant(&cfg.call.default_tenant, now).await?;
+
+    let flows = wiring::load_flows(&cfg)?;
+    let _flow_watch = flows.watch(Duration::from_secs(2));
+    let engines = wiring::speech_engines(&cfg);
+    let llm = wiring::llm_client(&cfg)?;
+    let (vad, vad_options) = wiring::vad(&cfg)?;
+    let services = wiring::services_factory(&cfg, store.clone())?;
 
     let metrics = admin::metrics::install();
     let listener = TcpListener::bind(cfg.admin.listen)
         .await
         .with_context(|| format!("cannot listen on admin.listen = {}", cfg.admin.listen))?;
-    tracing::info!(addr = %cfg.admin.listen, database = %cfg.database.url, node, "admin API listening");
+    let (sip, inbound) = sip::driver::start(wiring::sip_driver_config(&cfg))
+        .await
+        .with_context(|| format!("sip.listen = {}", cfg.sip.listen))?;
+    tracing::info!(
+        admin = %cfg.admin.listen,
+        sip = %sip.local_addr(),
+        database = %cfg.database.url,
+        node,
+        "agent ready"
+    );
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = admin::router(admin::AppState::new(store.clone(), metrics));
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
+    let cfg = Arc::new(cfg);
+    let runtime = CallRuntime {
+        store: store.clone(),
+        engines,
+        flows,
+        llm,
+        services,
+        vad,
+        vad_options,
+        config: cfg.clone(),
+        node,
+    };
+    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
+    let mut calls =
+        tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));
+    let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
 
     tokio::select! {
         () = crate::shutdown::signal() => {}
         res = &mut http => {
-            // The server should only stop when told to.
             res.context("admin server task")?.context("admin server")?;
             anyhow::bail!("admin server stopped unexpectedly");
         }
-    }
-    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
-    tracing::info!(grace_secs = cfg.shutdown.grace_secs, "shutting down: no new work, finishing in-flight");
-    let _ = stop_tx.send(true);
-    match tokio::time::timeout(grace, &mut http).await {
-        Ok(res) => res.context("admin server task")?.context("admin server")?,
-        Err(_) => {
-            tracing::warn!("grace period over; abandoning in-flight requests");
-            http.abort();
+        res = &mut calls => {
+            res.context("call manager task")?;
+            anyhow::bail!("SIP driver stopped unexpectedly");
         }
     }
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: no new calls, finishing in-flight work"
+    );
+    let _ = stop_tx.send(true);
+    // The call manager waits up to the grace period, then hangs up what is left.
+    let deadline = grace + Duration::from_secs(6);
+    if tokio::time::timeout(deadline, &mut calls).await.is_err() {
+        tracing::warn!("calls did not finish in time");
+        calls.abort();
+    }
+    match tokio::time::timeout(Duration::from_secs(2), &mut http).await {
+        Ok(res) => res.context("admin server task")?.context("admin server")?,
+        Err(_) => http.abort(),
+    }
+    stats.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -24,7 +24,11 @@ impl Override {
             .filter_map(|(name, value)| {
                 let rest = name.strip_prefix("AGENT__")?;
                 let path = rest.split("__").map(str::to_ascii_lowercase).collect();
-                Some(Override { origin: name, path, value })
+                Some(Override {
+                    origin: name,
+                    path,
+                    value,
+                })
             })
             .collect()
     }
@@ -50,9 +54,18 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     #[error("{}{}: key `{key}`: {reason}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
-    File { file: PathBuf, line: Option<usize>, key: String, reason: String },
+    File {
+        file: PathBuf,
+        line: Option<usize>,
+        key: String,
+        reason: String,
+    },
     #[error("{origin}: key `{key}`: {reason}")]
-    Override { origin: String, key: String, reason: String },
+    Override {
+        origin: String,
+        key: String,
+        reason: String,
+    },
 }
 
 impl ConfigError {
@@ -75,14 +88,21 @@ pub fn load(
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file_required => String::new(),
-        Err(source) => return Err(ConfigError::Read { file: file.to_owned(), source }),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                file: file.to_owned(),
+                source,
+            });
+        }
     };
     // Check the file on its own first: this is where spans, and so line numbers, exist.
     let from_file = parse_file(file, &text)?;
     if overrides.is_empty() {
         return Ok(from_file);
     }
-    let mut merged: toml::Table = text.parse().map_err(|e: toml::de::Error| file_error(file, &text, "", e))?;
+    let mut merged: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| file_error(file, &text, "", e))?;
     let defaults = toml::Table::try_from(Config::default()).unwrap_or_default();
     for o in overrides {
         let value = typed_value(o, &defaults)?;
@@ -93,9 +113,22 @@ pub fn load(
         let key = e.path().to_string();
         let reason = e.inner().message().to_owned();
         // Blame the last override touching that key (later layers win); else the file.
-        match overrides.iter().rev().find(|o| key.starts_with(&o.path.join("."))) {
-            Some(o) => ConfigError::Override { origin: o.origin.clone(), key, reason },
-            None => ConfigError::File { file: file.to_owned(), line: None, key, reason },
+        match overrides
+            .iter()
+            .rev()
+            .find(|o| key.starts_with(&o.path.join(".")))
+        {
+            Some(o) => ConfigError::Override {
+                origin: o.origin.clone(),
+                key,
+                reason,
+            },
+            None => ConfigError::File {
+                file: file.to_owned(),
+                line: None,
+                key,
+                reason,
+            },
         }
     })
 }
@@ -109,9 +142,20 @@ fn parse_file(file: &Path, text: &str) -> Result<Config, ConfigError> {
 }
 
 fn file_error(file: &Path, text: &str, key: &str, e: toml::de::Error) -> ConfigError {
-    let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-    let key = if key.is_empty() || key == "." { "(file)".to_owned() } else { key.to_owned() };
-    ConfigError::File { file: file.to_owned(), line, key, reason: e.message().trim().to_owned() }
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = if key.is_empty() || key == "." {
+        "(file)".to_owned()
+    } else {
+        key.to_owned()
+    };
+    ConfigError::File {
+        file: file.to_owned(),
+        line,
+        key,
+        reason: e.message().trim().to_owned(),
+    }
 }
 
 /// Turns an override's text into a TOML value of the type the key expects, so
@@ -127,17 +171,21 @@ fn typed_value(o: &Override, defaults: &toml::Table) -> Result<toml::Value, Conf
     Ok(match expected {
         Some(toml::Value::String(_)) => toml::Value::String(o.value.clone()),
         Some(toml::Value::Integer(_)) => toml::Value::Integer(
-            raw.parse().map_err(|_| bad(format!("expected an integer, got {raw:?}")))?,
+            raw.parse()
+                .map_err(|_| bad(format!("expected an integer, got {raw:?}")))?,
         ),
         Some(toml::Value::Float(_)) => toml::Value::Float(
-            raw.parse().map_err(|_| bad(format!("expected a number, got {raw:?}")))?,
+            raw.parse()
+                .map_err(|_| bad(format!("expected a number, got {raw:?}")))?,
         ),
         Some(toml::Value::Boolean(_)) => toml::Value::Boolean(
-            raw.parse().map_err(|_| bad(format!("expected true or false, got {raw:?}")))?,
+            raw.parse()
+                .map_err(|_| bad(format!("expected true or false, got {raw:?}")))?,
         ),
         Some(toml::Value::Array(_)) => {
             if raw.starts_with('[') {
-                parse_literal(raw).ok_or_else(|| bad(format!("expected a TOML array, got {raw:?}")))?
+                parse_literal(raw)
+                    .ok_or_else(|| bad(format!("expected a TOML array, got {raw:?}")))?
             } else {
                 // `PCMU,PCMA` is friendlier in a shell than `["PCMU","PCMA"]`.
                 toml::Value::Array(
@@ -157,7 +205,9 @@ fn parse_literal(raw: &str) -> Option<toml::Value> {
     struct Wrapper {
         v: toml::Value,
     }
-    toml::from_str::<Wrapper>(&format!("v = {raw}")).ok().map(|w| w.v)
+    toml::from_str::<Wrapper>(&format!("v = {raw}"))
+        .ok()
+        .map(|w| w.v)
 }
 
 fn lookup<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
@@ -179,7 +229,9 @@ fn set_path(root: &mut toml::Table, o: &Override, value: toml::Value) -> Result<
     };
     let mut t = root;
     for p in parents {
-        let entry = t.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
         t = entry.as_table_mut().ok_or_else(|| ConfigError::Override {
             origin: o.origin.clone(),
             key: o.path.join("."),
@@ -237,27 +289,43 @@ mod tests {
         assert_eq!(cfg.sip.listen.port(), 5060, "default kept");
 
         let env = Override::from_env([
-            ("AGENT__ADMIN__LISTEN".to_owned(), "127.0.0.1:9100".to_owned()),
+            (
+                "AGENT__ADMIN__LISTEN".to_owned(),
+                "127.0.0.1:9100".to_owned(),
+            ),
             ("AGENT__SHUTDOWN__GRACE_SECS".to_owned(), "7".to_owned()),
             ("AGENT__LLM__API_KEY".to_owned(), "12345".to_owned()),
             ("AGENT__SIP__CODECS".to_owned(), "PCMA, PCMU".to_owned()),
             ("PATH".to_owned(), "/bin".to_owned()),
         ]);
         let mut all = env.clone();
-        all.push(Override::flag("--admin-listen", "admin.listen", "127.0.0.1:9200".to_owned()));
+        all.push(Override::flag(
+            "--admin-listen",
+            "admin.listen",
+            "127.0.0.1:9200".to_owned(),
+        ));
         let cfg = load(f.path(), true, &all).unwrap();
         assert_eq!(cfg.admin.listen.port(), 9200, "flag beats env");
         assert_eq!(cfg.shutdown.grace_secs, 7, "env beats file");
-        assert_eq!(cfg.llm.api_key.expose(), "12345", "typed as the key expects");
+        assert_eq!(
+            cfg.llm.api_key.expose(),
+            "12345",
+            "typed as the key expects"
+        );
         assert_eq!(cfg.sip.codecs, ["PCMA", "PCMU"]);
     }
 
     #[test]
     fn bad_env_value_names_the_variable() {
         let f = file_with("");
-        let env = Override::from_env([("AGENT__SHUTDOWN__GRACE_SECS".to_owned(), "soon".to_owned())]);
+        let env =
+            Override::from_env([("AGENT__SHUTDOWN__GRACE_SECS".to_owned(), "soon".to_owned())]);
         let err = load(f.path(), true, &env).unwrap_err();
-        assert!(err.to_string().starts_with("AGENT__SHUTDOWN__GRACE_SECS: key `shutdown.grace_secs`"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("AGENT__SHUTDOWN__GRACE_SECS: key `shutdown.grace_secs`"),
+            "{err}"
+        );
         let env = Override::from_env([("AGENT__ADMIN__LISTEN".to_owned(), "nowhere".to_owned())]);
         let err = load(f.path(), true, &env).unwrap_err();
         assert!(err.to_string().starts_with("AGENT__ADMIN__LISTEN"), "{err}");
@@ -282,7 +350,10 @@ mod tests {
         );
         let cfg = load(f.path(), true, &[]).unwrap();
         let printed = cfg.to_redacted_toml();
-        assert!(!printed.contains("sk-secret") && !printed.contains(":pw@"), "{printed}");
+        assert!(
+            !printed.contains("sk-secret") && !printed.contains(":pw@"),
+            "{printed}"
+        );
         assert!(printed.contains("<redacted>"));
     }
 
@@ -290,7 +361,11 @@ mod tests {
     fn shipped_config_file_matches_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.toml");
         let cfg = load(&path, true, &[]).unwrap();
-        assert_eq!(cfg, Config::default(), "config/agent.toml must document the defaults");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "config/agent.toml must document the defaults"
+        );
         // And it documents every key: each default key appears in the file.
         let text = std::fs::read_to_string(&path).unwrap();
         let shipped: toml::Table = text.parse().unwrap();

@@ -31,20 +31,15 @@ pub struct Config {
     pub tts: TtsConfig,
     pub llm: LlmConfig,
     pub flows: FlowsConfig,
+    pub crm: CrmConfig,
 }
 
 /// This daemon instance.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     /// Name of this instance, stored with its calls; empty means the host name.
     pub id: String,
-}
-
-impl Default for NodeConfig {
-    fn default() -> Self {
-        Self { id: String::new() }
-    }
 }
 
 /// Storage.
@@ -59,7 +54,10 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { url: DatabaseUrl::new("sqlite://data/agent.db"), max_connections: 8 }
+        Self {
+            url: DatabaseUrl::new("sqlite://data/agent.db"),
+            max_connections: 8,
+        }
     }
 }
 
@@ -72,7 +70,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
     }
 }
 
@@ -98,7 +98,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".to_owned() }
+        Self {
+            format: LogFormat::Human,
+            level: "info,whisper_rs=warn".to_owned(),
+        }
     }
 }
 
@@ -180,11 +183,17 @@ pub struct TurnConfig {
     pub end_silence_ms: u32,
     /// Voiced audio needed before it counts as speech (filters clicks and coughs).
     pub min_speech_ms: u32,
+    /// Caller speech over the agent for this long stops the agent (barge-in).
+    pub barge_in_min_ms: u32,
 }
 
 impl Default for TurnConfig {
     fn default() -> Self {
-        Self { end_silence_ms: 500, min_speech_ms: 100 }
+        Self {
+            end_silence_ms: 500,
+            min_speech_ms: 100,
+            barge_in_min_ms: 200,
+        }
     }
 }
 
@@ -192,13 +201,21 @@ impl Default for TurnConfig {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct VadConfig {
-    /// `earshot` or `webrtc`.
+    /// `earshot`, `webrtc` or `silero`.
     pub kind: String,
+    /// Silero: the `silero_vad.onnx` model (scripts/vad-models.sh fetches it).
+    pub silero_model: PathBuf,
+    /// Silero: ONNX Runtime's shared library (`libonnxruntime.so`).
+    pub onnxruntime_library: PathBuf,
 }
 
 impl Default for VadConfig {
     fn default() -> Self {
-        Self { kind: "earshot".to_owned() }
+        Self {
+            kind: "earshot".to_owned(),
+            silero_model: PathBuf::new(),
+            onnxruntime_library: PathBuf::new(),
+        }
     }
 }
 
@@ -241,7 +258,11 @@ pub struct TtsConfig {
 
 impl Default for TtsConfig {
     fn default() -> Self {
-        Self { provider: "espeak".to_owned(), voice: "en-us".to_owned(), rate: 175 }
+        Self {
+            provider: "espeak".to_owned(),
+            voice: "en-us".to_owned(),
+            rate: 175,
+        }
     }
 }
 
@@ -254,7 +275,8 @@ pub struct LlmConfig {
     /// Bearer key for `base_url`.
     pub api_key: Secret,
     pub model: String,
-    /// A reply not started within this long gets a spoken fallback.
+    /// A reply not started (or stalled) this long gets a spoken fallback; keep it under 2 s so
+    /// a caller never waits longer than that in silence.
     pub timeout_ms: u64,
 }
 
@@ -264,7 +286,7 @@ impl Default for LlmConfig {
             base_url: String::new(),
             api_key: Secret::default(),
             model: "gpt-4o-mini".to_owned(),
-            timeout_ms: 8000,
+            timeout_ms: 1800,
         }
     }
 }
@@ -281,7 +303,26 @@ pub struct FlowsConfig {
 
 impl Default for FlowsConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("config/flows"), default: "receptionist".to_owned() }
+        Self {
+            dir: PathBuf::from("config/flows"),
+            default: "receptionist".to_owned(),
+        }
+    }
+}
+
+/// The customer cache.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrmConfig {
+    /// ISO 3166 region for reading national-format phone numbers (caller IDs, CSV imports).
+    pub default_region: String,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        Self {
+            default_region: "US".to_owned(),
+        }
     }
 }
 

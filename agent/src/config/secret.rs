@@ -59,8 +59,12 @@ impl DatabaseUrl {
     }
     /// The URL with any password replaced.
     pub fn redacted(&self) -> String {
-        let Some((scheme, rest)) = self.0.split_once("://") else { return self.0.clone() };
-        let Some((userinfo, host)) = rest.rsplit_once('@') else { return self.0.clone() };
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return self.0.clone();
+        };
+        let Some((userinfo, host)) = rest.rsplit_once('@') else {
+            return self.0.clone();
+        };
         match userinfo.split_once(':') {
             Some((user, _password)) => format!("{scheme}://{user}:{REDACTED}@{host}"),
             None => self.0.clone(),
@@ -100,7 +104,10 @@ mod tests {
     fn secrets_never_print() {
         let s = Secret::new("sk-live-123");
         assert_eq!(format!("{s:?}"), "\"<redacted>\"");
-        assert_eq!(toml::Value::try_from(&s).unwrap().as_str(), Some("<redacted>"));
+        assert_eq!(
+            toml::Value::try_from(&s).unwrap().as_str(),
+            Some("<redacted>")
+        );
         assert_eq!(format!("{:?}", Secret::default()), "\"\"");
     }
 
@@ -109,7 +116,13 @@ mod tests {
         let u = DatabaseUrl::new("postgres://agent:hunter2@db:5432/agent");
         assert_eq!(u.redacted(), "postgres://agent:<redacted>@db:5432/agent");
         assert!(!format!("{u:?} {u}").contains("hunter2"));
-        assert_eq!(DatabaseUrl::new("sqlite://data/agent.db").redacted(), "sqlite://data/agent.db");
-        assert_eq!(DatabaseUrl::new("postgres://agent@db/x").redacted(), "postgres://agent@db/x");
+        assert_eq!(
+            DatabaseUrl::new("sqlite://data/agent.db").redacted(),
+            "sqlite://data/agent.db"
+        );
+        assert_eq!(
+            DatabaseUrl::new("postgres://agent@db/x").redacted(),
+            "postgres://agent@db/x"
+        );
     }
 }

@@ -1,0 +1,727 @@
+//! The call actor: one task per call owning all of its state, running the turn loop.
+//!
+//! Inputs arrive as messages (leg events, dialog outputs, finished STT/TTS jobs, timers) in one
+//! `select!`; handlers mutate `&mut self` and never block. Blocking model work runs on the
+//! blocking pool and reports back as a finished join handle.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use dialogs::{CallAction, CallerInput, ReplyEvent, TurnSettings, TurnSummary};
+use speech::Pcm;
+use store::{Turn, TurnLatency};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::dialog::{Dialog, DialogCommand, DialogOutput};
+use super::leg::{CallLeg, LegEvent};
+use super::listen::{Heard, ListenConfig, Listener};
+use super::playback::PlaybackLog;
+use super::recorder::{Record, Recorder};
+use super::speech::{SpeechEngines, SpeechError, TimedTranscript};
+use crate::clock::now_ms;
+
+/// Said when speech recognition is unavailable (model missing): the call is answered, the
+/// caller told, and the call ended.
+const UNAVAILABLE: &str =
+    "Sorry, I can't take requests right now. Please call back a little later. Goodbye.";
+/// Said when `call.max_duration_secs` is reached.
+const TIME_LIMIT: &str =
+    "We have reached the time limit for this call. Thank you for calling. Goodbye.";
+
+/// Per-call settings the actor needs.
+#[derive(Debug, Clone)]
+pub struct ActorConfig {
+    pub listen: ListenConfig,
+    pub barge_in_min_ms: u32,
+    pub silence_timeout: Duration,
+    pub max_duration: Duration,
+}
+
+/// How the call ended, for the manager.
+#[derive(Debug)]
+pub struct Outcome {
+    pub end_reason: String,
+    pub turns: i64,
+}
+
+/// Runs the call to its end. The leg is answered; the recorder has the call row queued.
+pub async fn run(
+    leg: CallLeg,
+    dialog: Dialog,
+    listener: Listener,
+    engines: SpeechEngines,
+    recorder: Recorder,
+    config: ActorConfig,
+    stop: watch::Receiver<bool>,
+) -> Outcome {
+    let mut actor = Actor {
+        stop,
+        stopping: false,
+        started: Instant::now(),
+        leg,
+        dialog,
+        listener,
+        engines,
+        recorder,
+        config,
+        settings: None,
+        reply: None,
+        reply_finished: true,
+        sentences: VecDeque::new(),
+        tts_job: None,
+        stt_job: None,
+        waiting_utterances: VecDeque::new(),
+        log: PlaybackLog::default(),
+        turn: None,
+        seq: 0,
+        ending: None,
+        hangup_sent: false,
+        quiet_since: Instant::now(),
+    };
+    actor.run().await
+}
+
+struct Actor {
+    /// Daemon shutdown after the grace period: hang up at once.
+    stop: watch::Receiver<bool>,
+    stopping: bool,
+    started: Instant,
+    leg: CallLeg,
+    dialog: Dialog,
+    listener: Listener,
+    engines: SpeechEngines,
+    recorder: Recorder,
+    config: ActorConfig,
+    settings: Option<TurnSettings>,
+    /// The reply being produced or played; outputs of other replies are stale.
+    reply: Option<u64>,
+    reply_finished: bool,
+    /// Sentences waiting for synthesis, in order.
+    sentences: VecDeque<String>,
+    tts_job: Option<(String, JoinHandle<Result<Pcm, SpeechError>>)>,
+    stt_job: Option<(
+        PendingTurn,
+        JoinHandle<Result<TimedTranscript, SpeechError>>,
+    )>,
+    /// Utterances (with their audio) that ended while a transcription was running.
+    waiting_utterances: VecDeque<(PendingTurn, Vec<i16>)>,
+    log: PlaybackLog,
+    /// The exchange in progress (caller turn or greeting).
+    turn: Option<TurnTimes>,
+    seq: i64,
+    /// Set when the flow (or a limit) ends the call: hang up once playback is done.
+    ending: Option<String>,
+    hangup_sent: bool,
+    /// Since when neither side has spoken (for `call.silence_timeout_secs`).
+    quiet_since: Instant,
+}
+
+/// One caller utterance between end-of-turn and its transcript.
+#[derive(Debug)]
+struct PendingTurn {
+    last_voiced: Instant,
+    decided: Instant,
+}
+
+/// Timings of one exchange, measured at the RTP boundary.
+#[derive(Debug, Clone)]
+struct TurnTimes {
+    seq: i64,
+    started_at: i64,
+    caller_text: Option<String>,
+    last_voiced: Option<Instant>,
+    decided: Option<Instant>,
+    stt_done: Option<Instant>,
+    first_sentence: Option<Instant>,
+    first_audio: Option<Instant>,
+    first_rtp: Option<Instant>,
+    interrupted: bool,
+    agent_text: String,
+}
+
+impl TurnTimes {
+    fn new(seq: i64) -> Self {
+        Self {
+            seq,
+            started_at: now_ms(),
+            caller_text: None,
+            last_voiced: None,
+            decided: None,
+            stt_done: None,
+            first_sentence: None,
+            first_audio: None,
+            first_rtp: None,
+            interrupted: false,
+            agent_text: String::new(),
+        }
+    }
+
+    fn to_turn(&self, call_id: &str) -> Turn {
+        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_millis() as i64),
+            _ => None,
+        };
+        Turn {
+            call_id: call_id.to_owned(),
+            seq: self.seq,
+            started_at: self.started_at,
+            caller_text: self.caller_text.clone(),
+            agent_text: (!self.agent_text.is_empty()).then(|| self.agent_text.clone()),
+            interrupted: self.interrupted,
+            latency: TurnLatency {
+                eot_ms: ms(self.last_voiced, self.decided),
+                stt_ms: ms(self.decided, self.stt_done),
+                llm_ms: ms(self.stt_done, self.first_sentence),
+                tts_ms: ms(self.first_sentence, self.first_audio),
+                e2e_ms: ms(self.last_voiced, self.first_rtp),
+            },
+        }
+    }
+}
+
+/// One input to the actor's loop.
+enum Input {
+    Leg(LegEvent),
+    Dialog(Option<DialogOutput>),
+    Transcript(Result<Result<TimedTranscript, SpeechError>, tokio::task::JoinError>),
+    Speech(Result<Result<Pcm, SpeechError>, tokio::task::JoinError>),
+    Silence,
+    Stop,
+    TimeLimit,
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn join<T>(
+    job: &mut Option<(impl Sized, JoinHandle<T>)>,
+) -> Result<T, tokio::task::JoinError> {
+    match job {
+        Some((_, handle)) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Actor {
+    async fn run(&mut self) -> Outcome {
+        self.recorder.record(Record::Answered { at: now_ms() });
+        self.recorder.event("answered", serde_json::json!({}));
+        self.turn = Some(TurnTimes::new(0));
+        if let Err(e) = self.engines.stt_available() {
+            tracing::error!(error = %e, "answering without speech recognition");
+            self.recorder.event(
+                "stt_unavailable",
+                serde_json::json!({ "error": e.to_string() }),
+            );
+            self.say_and_end(UNAVAILABLE, "stt_unavailable");
+        } else {
+            self.reply = Some(self.dialog.send(DialogCommand::Start).await);
+            self.reply_finished = false;
+        }
+        let max_at = self.started + self.config.max_duration;
+        loop {
+            let silence_at = self.silence_deadline();
+            let max_deadline = self.ending.is_none().then_some(max_at);
+            // Wait for one input; the branch futures borrow fields of `self`, so the handling
+            // happens after the select, with `&mut self` whole again.
+            let input = tokio::select! {
+                event = self.leg.next() => Input::Leg(event),
+                output = self.dialog.outputs.recv() => Input::Dialog(output),
+                result = join(&mut self.stt_job) => Input::Transcript(result),
+                result = join(&mut self.tts_job) => Input::Speech(result),
+                () = sleep_until(silence_at) => Input::Silence,
+                () = stopped(&mut self.stop), if !self.stopping => Input::Stop,
+                () = sleep_until(max_deadline) => Input::TimeLimit,
+            };
+            match input {
+                Input::Leg(event) => {
+                    if let Some(reason) = self.on_leg(event).await {
+                        return self.finish(reason);
+                    }
+                }
+                Input::Dialog(Some(output)) => self.on_dialog(output).await,
+                Input::Dialog(None) => self.end_with("dialog_failed"),
+                Input::Transcript(result) => {
+                    let pending = self.stt_job.take().map(|(p, _)| p);
+                    self.on_transcript(pending, result).await;
+                }
+                Input::Speech(result) => {
+                    let text = self.tts_job.take().map(|(t, _)| t).unwrap_or_default();
+                    self.on_speech(text, result);
+                }
+                Input::Silence => self.on_silence().await,
+                Input::Stop => {
+                    self.stopping = true;
+                    self.interrupt_reply().await;
+                    self.end_with("daemon_shutdown");
+                }
+                Input::TimeLimit => {
+                    self.recorder.event(
+                        "max_duration",
+                        serde_json::json!({ "secs": self.config.max_duration.as_secs() }),
+                    );
+                    self.interrupt_reply().await;
+                    self.say_and_end(TIME_LIMIT, "max_duration");
+                }
+            }
+            self.maybe_hang_up().await;
+        }
+    }
+
+    /// Handles a leg event; returns the end reason when the call is over.
+    async fn on_leg(&mut self, event: LegEvent) -> Option<String> {
+        match event {
+            LegEvent::Audio { pcm, arrived } => match self.listener.push(&pcm, arrived) {
+                Heard::Nothing => {
+                    if self.listener.in_utterance() {
+                        self.quiet_since = Instant::now();
+                        self.maybe_barge_in().await;
+                    }
+                }
+                Heard::SpeechStarted => {
+                    self.quiet_since = Instant::now();
+                    self.maybe_barge_in().await;
+                }
+                Heard::TurnEnded {
+                    pcm,
+                    last_voiced,
+                    voiced_ms,
+                } => {
+                    let pending = PendingTurn {
+                        last_voiced,
+                        decided: Instant::now(),
+                    };
+                    tracing::debug!(voiced_ms, samples = pcm.len(), "caller turn ended");
+                    self.transcribe(pending, pcm);
+                }
+            },
+            LegEvent::Dtmf(digit) => {
+                self.recorder
+                    .event("dtmf", serde_json::json!({ "digit": digit.to_string() }));
+                if self.ending.is_none() {
+                    self.interrupt_reply().await;
+                    self.start_turn(None, None);
+                    self.send_turn(CallerInput::Dtmf(digit)).await;
+                }
+            }
+            LegEvent::FrameSent { mark, at } => {
+                if let Some(turn) = self
+                    .turn
+                    .as_mut()
+                    .filter(|t| t.seq as u64 == mark && t.first_rtp.is_none())
+                {
+                    turn.first_rtp = Some(at);
+                    let turn = turn.to_turn(self.recorder.call_id());
+                    if let Some(e2e) = turn.latency.e2e_ms {
+                        metrics::histogram!("agent_turn_e2e_seconds").record(e2e as f64 / 1000.0);
+                    }
+                    self.recorder.record(Record::Turn(turn));
+                }
+            }
+            LegEvent::PlaybackIdle => self.quiet_since = Instant::now(),
+            LegEvent::Hangup { reason } => {
+                self.leg.stop_playback();
+                // A hang-up we asked for ends with our reason; otherwise the caller's.
+                return Some(
+                    self.ending
+                        .clone()
+                        .filter(|_| self.hangup_sent)
+                        .unwrap_or(reason),
+                );
+            }
+        }
+        None
+    }
+
+    async fn on_dialog(&mut self, output: DialogOutput) {
+        match output {
+            DialogOutput::Event { reply, event } if Some(reply) == self.reply => {
+                match event {
+                    ReplyEvent::Sentence(text) => {
+                        if let Some(turn) = self.turn.as_mut() {
+                            turn.first_sentence.get_or_insert_with(Instant::now);
+                        }
+                        self.sentences.push_back(text);
+                        self.next_synthesis();
+                    }
+                    ReplyEvent::Action(CallAction::EndCall { reason }) => {
+                        self.recorder
+                            .event("flow_end", serde_json::json!({ "reason": reason }));
+                        self.ending.get_or_insert(if reason.is_empty() {
+                            "flow_completed".to_owned()
+                        } else {
+                            reason
+                        });
+                    }
+                    ReplyEvent::Action(CallAction::Transfer { to, name }) => {
+                        // Transfers need SIP REFER (trunk work); until then the flow hears it failed.
+                        self.recorder.event("transfer_failed", serde_json::json!({ "to": to, "name": name, "reason": "not_supported" }));
+                        self.reply = Some(self.dialog.send(DialogCommand::TransferFailed).await);
+                        self.reply_finished = false;
+                    }
+                    ReplyEvent::Done(summary) => self.on_summary(&summary),
+                    _ => {}
+                }
+            }
+            DialogOutput::Finished { reply, settings } => {
+                if Some(reply) == self.reply {
+                    self.reply_finished = true;
+                }
+                self.apply_settings(settings);
+            }
+            DialogOutput::Event { .. } => {} // a reply that was interrupted
+        }
+    }
+
+    /// Writes the current exchange as it stands (called at each milestone).
+    fn save_turn(&self) {
+        if let Some(turn) = &self.turn {
+            self.recorder
+                .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
+        }
+    }
+
+    fn apply_settings(&mut self, settings: TurnSettings) {
+        self.settings = Some(settings);
+    }
+
+    fn on_summary(&mut self, summary: &TurnSummary) {
+        let at = now_ms();
+        let usage = summary.usage;
+        for (kind, quantity) in [
+            ("llm_prompt_tokens", usage.prompt_tokens),
+            ("llm_completion_tokens", usage.completion_tokens),
+            ("llm_cut_off_tokens", usage.cut_off_completion_tokens),
+        ] {
+            if quantity > 0 {
+                self.recorder.record(Record::Usage {
+                    kind,
+                    quantity: i64::from(quantity),
+                    unit: "tokens",
+                    at,
+                });
+            }
+        }
+        for tool in &summary.tools {
+            self.recorder.event(
+                "tool",
+                serde_json::json!({ "name": tool.name, "status": tool.status }),
+            );
+        }
+        if summary.node != summary.node_before {
+            self.recorder.event(
+                "node",
+                serde_json::json!({ "from": summary.node_before, "to": summary.node }),
+            );
+        }
+        if let Some(error) = &summary.llm_error {
+            self.recorder
+                .event("llm_fallback", serde_json::json!({ "error": error }));
+        }
+    }
+
+    fn next_synthesis(&mut self) {
+        if self.tts_job.is_some() {
+            return;
+        }
+        let Some(text) = self.sentences.pop_front() else {
+            return;
+        };
+        let engines = self.engines.clone();
+        let job_text = text.clone();
+        self.tts_job = Some((
+            text,
+            tokio::spawn(async move { engines.synthesize(job_text).await }),
+        ));
+    }
+
+    fn on_speech(
+        &mut self,
+        text: String,
+        result: Result<Result<Pcm, SpeechError>, tokio::task::JoinError>,
+    ) {
+        match result {
+            Ok(Ok(pcm)) if !pcm.samples.is_empty() => {
+                let first_of_turn = self.turn.as_ref().is_some_and(|t| t.first_audio.is_none());
+                let mark = first_of_turn.then(|| self.turn.as_ref().map_or(0, |t| t.seq as u64));
+                match self.leg.play(&pcm.samples, pcm.sample_rate, mark) {
+                    Ok((first, frames)) => {
+                        self.log.push(&text, first, frames);
+                        if let Some(turn) = self.turn.as_mut() {
+                            turn.first_audio.get_or_insert_with(Instant::now);
+                            if !turn.agent_text.is_empty() {
+                                turn.agent_text.push(' ');
+                            }
+                            turn.agent_text.push_str(&text);
+                        }
+                        self.save_turn();
+                        if self.settings.is_some_and(|s| !s.barge_in) {
+                            self.listener.set_open(false);
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot play synthesized speech"),
+                }
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "synthesis failed");
+                self.recorder
+                    .event("tts_error", serde_json::json!({ "error": e.to_string() }));
+            }
+            Err(e) => tracing::error!(error = %e, "synthesis task failed"),
+        }
+        self.next_synthesis();
+    }
+
+    fn transcribe(&mut self, pending: PendingTurn, pcm: Vec<i16>) {
+        if self.ending.is_some() {
+            return;
+        }
+        if self.stt_job.is_some() {
+            // One transcription per call at a time keeps turns in order.
+            self.waiting_utterances.push_back((pending, pcm));
+            return;
+        }
+        let engines = self.engines.clone();
+        let handle = tokio::spawn(async move { engines.transcribe(pcm, None).await });
+        self.stt_job = Some((pending, handle));
+    }
+
+    async fn on_transcript(
+        &mut self,
+        pending: Option<PendingTurn>,
+        result: Result<Result<TimedTranscript, SpeechError>, tokio::task::JoinError>,
+    ) {
+        let stt_done = Instant::now();
+        match (pending, result) {
+            (Some(pending), Ok(Ok(timed))) => {
+                let t = &timed.transcript;
+                self.recorder.record(Record::Usage {
+                    kind: "stt_audio_ms",
+                    quantity: t.audio.as_millis() as i64,
+                    unit: "ms",
+                    at: now_ms(),
+                });
+                metrics::histogram!("agent_stt_seconds").record(t.timings.total.as_secs_f64());
+                let text = clean_transcript(&t.text);
+                if text.is_empty() {
+                    // Noise or a cough: not a turn. The agent's reply (if any) goes on.
+                    self.recorder
+                        .event("no_speech", serde_json::json!({ "raw": t.text }));
+                } else if self.ending.is_none() {
+                    self.interrupt_reply().await;
+                    self.start_turn(Some(text.clone()), Some((pending, stt_done)));
+                    self.send_turn(CallerInput::Speech(text)).await;
+                }
+            }
+            (_, Ok(Err(e))) => {
+                tracing::error!(error = %e, "transcription failed");
+                self.recorder
+                    .event("stt_error", serde_json::json!({ "error": e.to_string() }));
+            }
+            (_, Err(e)) => tracing::error!(error = %e, "transcription task failed"),
+            (None, Ok(Ok(_))) => {}
+        }
+        if let Some((pending, pcm)) = self.waiting_utterances.pop_front() {
+            self.transcribe(pending, pcm);
+        }
+    }
+
+    /// Opens a new exchange: the caller said `caller_text` (or pressed a key, or was silent).
+    fn start_turn(&mut self, caller_text: Option<String>, timing: Option<(PendingTurn, Instant)>) {
+        self.save_turn();
+        self.seq += 1;
+        let mut turn = TurnTimes::new(self.seq);
+        turn.caller_text = caller_text;
+        if let Some((pending, stt_done)) = timing {
+            turn.last_voiced = Some(pending.last_voiced);
+            turn.decided = Some(pending.decided);
+            turn.stt_done = Some(stt_done);
+        } else {
+            turn.stt_done = Some(Instant::now());
+        }
+        self.recorder
+            .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
+        self.turn = Some(turn);
+    }
+
+    async fn send_turn(&mut self, input: CallerInput) {
+        self.log.clear();
+        self.reply = Some(self.dialog.send(DialogCommand::Turn(input)).await);
+        self.reply_finished = false;
+    }
+
+    /// Barge-in: the caller has spoken long enough over the agent.
+    async fn maybe_barge_in(&mut self) {
+        let allowed = self.settings.is_none_or(|s| s.barge_in) && self.ending.is_none();
+        if allowed
+            && self.leg.is_playing()
+            && self.listener.voiced_ms() >= self.config.barge_in_min_ms
+        {
+            self.recorder.event(
+                "barge_in",
+                serde_json::json!({ "voiced_ms": self.listener.voiced_ms() }),
+            );
+            metrics::counter!("agent_barge_ins_total").increment(1);
+            self.interrupt_reply().await;
+        }
+    }
+
+    /// Stops the current reply: playback cut, queued sentences dropped, the dialog told what
+    /// was heard, and the turn stored as interrupted.
+    async fn interrupt_reply(&mut self) {
+        let playing = self.leg.is_playing() || !self.sentences.is_empty() || self.tts_job.is_some();
+        if !playing && self.reply_finished {
+            return;
+        }
+        let position = self.leg.stop_playback();
+        let heard = self.log.heard_until(position);
+        self.sentences.clear();
+        if let Some((_, job)) = self.tts_job.take() {
+            job.abort();
+        }
+        self.log.clear();
+        if let Some(turn) = self.turn.as_mut() {
+            turn.interrupted = true;
+            turn.agent_text = heard.clone();
+            self.recorder
+                .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
+        }
+        self.dialog
+            .send(DialogCommand::Interrupt { spoken: heard })
+            .await;
+        self.reply = None;
+        self.reply_finished = true;
+        self.listener.set_open(true);
+    }
+
+    /// Speaks `text` outside the flow and ends the call once it has played.
+    fn say_and_end(&mut self, text: &str, reason: &str) {
+        if let Some(turn) = self.turn.as_mut() {
+            turn.first_sentence.get_or_insert_with(Instant::now);
+        }
+        self.sentences.push_back(text.to_owned());
+        self.ending = Some(reason.to_owned());
+        self.next_synthesis();
+    }
+
+    fn end_with(&mut self, reason: &str) {
+        self.ending.get_or_insert_with(|| reason.to_owned());
+    }
+
+    /// When the caller has been silent long enough for a reprompt; `None` while anything is
+    /// in progress.
+    fn silence_deadline(&self) -> Option<Instant> {
+        let idle = self.ending.is_none()
+            && !self.leg.is_playing()
+            && !self.listener.in_utterance()
+            && self.stt_job.is_none()
+            && self.waiting_utterances.is_empty()
+            && self.reply_finished
+            && self.sentences.is_empty()
+            && self.tts_job.is_none();
+        idle.then(|| self.quiet_since + self.config.silence_timeout)
+    }
+
+    async fn on_silence(&mut self) {
+        self.quiet_since = Instant::now();
+        self.recorder.event(
+            "silence",
+            serde_json::json!({ "secs": self.config.silence_timeout.as_secs() }),
+        );
+        self.start_turn(None, None);
+        self.send_turn(CallerInput::Silence).await;
+    }
+
+    /// Hangs up once the flow has ended and everything it said has been played.
+    async fn maybe_hang_up(&mut self) {
+        let done_speaking =
+            self.sentences.is_empty() && self.tts_job.is_none() && !self.leg.is_playing();
+        if self.ending.is_some() && !self.hangup_sent && done_speaking && self.reply_finished {
+            self.hangup_sent = true;
+            self.leg.hangup().await;
+        }
+    }
+
+    fn finish(&mut self, reason: String) -> Outcome {
+        let at = now_ms();
+        self.save_turn();
+        let jitter = self.leg.jitter_stats();
+        let media = self.leg.media_stats();
+        self.recorder.event(
+            "media",
+            serde_json::json!({
+                "packets_received": media.packets_received,
+                "packets_from_other_sources": media.packets_from_other_sources,
+                "frames_sent": media.frames_sent,
+                "lost": jitter.lost,
+                "late": jitter.late,
+                "jitter_ms": jitter.jitter_ms,
+            }),
+        );
+        self.recorder.record(Record::Usage {
+            kind: "call_ms",
+            quantity: self.started.elapsed().as_millis() as i64,
+            unit: "ms",
+            at,
+        });
+        self.recorder.record(Record::Ended {
+            at,
+            reason: reason.clone(),
+        });
+        metrics::counter!("agent_calls_ended_total", "reason" => reason.clone()).increment(1);
+        Outcome {
+            end_reason: reason,
+            turns: self.seq,
+        }
+    }
+}
+
+/// Whisper marks non-speech as `[BLANK_AUDIO]`, `(music)`, `*cough*`…; those are not words.
+fn clean_transcript(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0i32;
+    let mut starred = false;
+    for c in text.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => depth = (depth - 1).max(0),
+            '*' => starred = !starred,
+            _ if depth == 0 && !starred => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out.trim();
+    if out.chars().any(char::is_alphanumeric) {
+        out.to_owned()
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_transcript;
+
+    #[test]
+    fn non_speech_markers_are_not_words() {
+        assert_eq!(clean_transcript(" [BLANK_AUDIO]"), "");
+        assert_eq!(clean_transcript("(music) "), "");
+        assert_eq!(clean_transcript(" ..."), "");
+        assert_eq!(
+            clean_transcript(" Hi, I'd like my balance."),
+            "Hi, I'd like my balance."
+        );
+        assert_eq!(clean_transcript("[noise] Yes."), "Yes.");
+        assert_eq!(clean_transcript("*cough* No thanks."), "No thanks.");
+    }
+}

@@ -1,0 +1,147 @@
+//! Building the subsystems from configuration: flows, speech engines, LLM, VAD, SIP driver,
+//! per-call data services. Each failure names the config key involved.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use dialogs::{FlowRegistry, LlmClient, LlmConfig};
+use tokio::sync::watch;
+
+use crate::calls::{CallScope, ServicesFactory, SpeechEngines};
+use crate::config::Config;
+
+/// Loads every flow in `flows.dir`; the default flow must be among them.
+pub fn load_flows(cfg: &Config) -> anyhow::Result<Arc<FlowRegistry>> {
+    let registry = FlowRegistry::load_dir(&cfg.flows.dir)
+        .with_context(|| format!("flows.dir = {}", cfg.flows.dir.display()))?;
+    anyhow::ensure!(
+        registry.get(&cfg.flows.default).is_some(),
+        "flows.default = {:?}: no such flow in {} (have: {:?})",
+        cfg.flows.default,
+        cfg.flows.dir.display(),
+        registry.names()
+    );
+    Ok(Arc::new(registry))
+}
+
+/// Loads STT and TTS. A missing or broken model is logged with its path, not fatal: calls are
+/// then answered with an apology (STT) or refused with 503 (TTS).
+pub fn speech_engines(cfg: &Config) -> SpeechEngines {
+    let stt: Result<Arc<dyn speech::SpeechToText>, String> = match cfg.stt.provider.as_str() {
+        "whisper" => speech::WhisperStt::load(&cfg.stt.model, cfg.stt.threads.max(1) as usize)
+            .map(|w| Arc::new(w) as Arc<dyn speech::SpeechToText>)
+            .map_err(|e| e.to_string()),
+        other => Err(format!("stt.provider = {other:?} is not supported")),
+    };
+    match &stt {
+        Ok(_) => tracing::info!(model = %cfg.stt.model.display(), "speech recognition loaded"),
+        Err(e) => {
+            tracing::error!(error = %e, "speech recognition unavailable (stt.model); calls will be told to call back")
+        }
+    }
+    let tts: Result<Arc<dyn speech::TextToSpeech>, String> = match cfg.tts.provider.as_str() {
+        "espeak" => {
+            let mut espeak = speech::EspeakConfig::default();
+            espeak.voice = cfg.tts.voice.clone();
+            espeak.rate_wpm = cfg.tts.rate;
+            speech::EspeakTts::new(espeak)
+                .map(|t| Arc::new(t) as Arc<dyn speech::TextToSpeech>)
+                .map_err(|e| e.to_string())
+        }
+        other => Err(format!("tts.provider = {other:?} is not supported")),
+    };
+    if let Err(e) = &tts {
+        tracing::error!(error = %e, "speech synthesis unavailable; calls will be refused");
+    }
+    SpeechEngines::new(stt, cfg.stt.workers.max(1) as usize, tts, None)
+}
+
+/// The LLM client, when `llm.base_url` is set; `None` runs flows in scripted mode.
+pub fn llm_client(cfg: &Config) -> anyhow::Result<Option<LlmClient>> {
+    if cfg.llm.base_url.is_empty() {
+        return Ok(None);
+    }
+    let key = cfg.llm.api_key.expose();
+    let llm = LlmConfig::new(
+        &cfg.llm.base_url,
+        (!key.is_empty()).then_some(key),
+        &cfg.llm.model,
+    )
+    .with_timeout_ms(cfg.llm.timeout_ms);
+    Ok(Some(LlmClient::new(llm).context("llm.base_url")?))
+}
+
+/// The configured VAD kind and its options.
+pub fn vad(cfg: &Config) -> anyhow::Result<(audio::VadKind, audio::vad::VadOptions)> {
+    let kind: audio::VadKind = cfg
+        .vad
+        .kind
+        .parse()
+        .with_context(|| format!("vad.kind = {:?}", cfg.vad.kind))?;
+    let mut options = audio::vad::VadOptions::new();
+    if kind.needs_files() {
+        options = options.with_silero(audio::vad::SileroPaths::new(
+            cfg.vad.silero_model.clone(),
+            cfg.vad.onnxruntime_library.clone(),
+        ));
+        // Fail at start, not on the first call.
+        kind.build_with(16_000, &options)
+            .context("vad.silero_model / vad.onnxruntime_library")?;
+    }
+    Ok((kind, options))
+}
+
+/// The SIP driver's settings.
+pub fn sip_driver_config(cfg: &Config) -> sip::driver::DriverConfig {
+    let mut endpoint = sip::Config::new(cfg.sip.listen);
+    endpoint.user_agent = cfg.sip.user_agent.clone();
+    endpoint.codecs = cfg
+        .sip
+        .codecs
+        .iter()
+        .filter_map(|c| match c.to_ascii_uppercase().as_str() {
+            "PCMU" => Some(sip::sdp::Codec::pcmu()),
+            "PCMA" => Some(sip::sdp::Codec::pcma()),
+            _ => None,
+        })
+        .collect();
+    sip::driver::DriverConfig {
+        listen: cfg.sip.listen,
+        external_ip: cfg.sip.external_address.parse().ok(),
+        rtp_ports: cfg.sip.rtp_port_min..=cfg.sip.rtp_port_max,
+        endpoint,
+        inbound_queue: 64,
+    }
+}
+
+/// Per-call data services over the store.
+pub fn services_factory(cfg: &Config, store: store::Store) -> anyhow::Result<ServicesFactory> {
+    let phones = crm::PhoneNormalizer::new(&cfg.crm.default_region)
+        .with_context(|| format!("crm.default_region = {:?}", cfg.crm.default_region))?;
+    Ok(Arc::new(
+        move |scope: &CallScope| -> Arc<dyn dialogs::CallServices> {
+            Arc::new(crm::StoreCallServices::new(
+                store.clone(),
+                &scope.tenant_id,
+                &scope.call_id,
+                phones,
+            ))
+        },
+    ))
+}
+
+/// Publishes the SIP core's counters as Prometheus metrics every second.
+pub async fn export_sip_stats(sip: sip::driver::SipHandle, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = sip.stats();
+        metrics::gauge!("agent_sip_datagrams_received").set(s.datagrams_received as f64);
+        metrics::gauge!("agent_sip_requests_received").set(s.requests_received as f64);
+        metrics::gauge!("agent_sip_dropped_malformed").set(s.dropped_malformed as f64);
+    }
+}

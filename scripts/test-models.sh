@@ -7,6 +7,7 @@
 # successful import), nothing is downloaded or rebuilt. The model path is the last line printed.
 #
 #   AGENT_CACHE_DIR   cache root, outside the repo (default: $HOME/.cache/agent)
+#   AGENT_BIN         the agent binary to import with (default: cargo run -p agent)
 #   CARGO_TARGET_DIR  honoured by the cargo build of the converter
 #
 # Result: $AGENT_CACHE_DIR/models/ggml-tiny.en.bin (the tests' default model path) and the
@@ -62,7 +63,12 @@ fi
 log "importing $CT2_DIR -> $OUT"
 # The converter writes OUT.part and renames it, so a crash never leaves a half file at OUT.
 # The dev profile shares build artefacts with `cargo test`; conversion is I/O-bound anyway.
-(cd "$REPO" && cargo run --quiet -p speech --example import_ct2 -- "$CT2_DIR" "$OUT") >&2
+# AGENT_BIN: an already built `agent` binary (./run and ./test pass theirs, so no second build).
+if [[ -n "${AGENT_BIN:-}" ]]; then
+	"$AGENT_BIN" models import-ct2 "$CT2_DIR" "$OUT" >&2
+else
+	(cd "$REPO" && cargo run --quiet -p agent -- models import-ct2 "$CT2_DIR" "$OUT") >&2
+fi
 (cd "$(dirname "$OUT")" && sha256sum "$(basename "$OUT")") > "$OUT.sha256.tmp"
 mv "$OUT.sha256.tmp" "$OUT.sha256"
 

@@ -227,8 +227,9 @@ mod tests {
         assert_eq!(*at, 1400 + 500, "last voiced frame + 500 ms");
         assert_eq!(*last_voiced, t0 + Duration::from_millis(1400));
         assert_eq!(*voiced_ms, 1000);
-        // 300 ms pre-roll + 1000 ms speech + 200 ms of the trailing silence.
-        assert_eq!(pcm.len(), (300 + 1000 + 200) * 16);
+        // 300 ms pre-roll (200 ms of silence and the 100 ms that made it speech), the other
+        // 900 ms of speech, and 200 ms of the trailing silence.
+        assert_eq!(pcm.len(), (300 + 900 + 200) * 16);
     }
 
     #[test]

@@ -7,23 +7,25 @@ mod leg;
 mod listen;
 mod playback;
 mod recorder;
+mod setup;
 mod speech;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dialogs::{CallServices, CallSetup, Engine, FlowRegistry, LlmClient};
+use dialogs::{CallServices, FlowRegistry, LlmClient};
 use sip::driver::{InboundCall, SipHandle};
-use store::{CallDirection, NewCall, Store};
+use store::{CallDirection, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use actor::ActorConfig;
+pub use leg::CallLeg;
 pub use listen::ListenConfig;
+pub use setup::{CallPlan, CallRequest};
 pub use speech::SpeechEngines;
 
-use crate::clock::now_ms;
 use crate::config::Config;
 
 /// Builds the data services a call's tools use (customer lookup, messages, events).
@@ -154,159 +156,66 @@ fn dialled_number(call: &InboundCall) -> String {
         .to_owned()
 }
 
-async fn run_inbound(rt: CallRuntime, call: InboundCall, stop: watch::Receiver<bool>) {
-    let call_id = store::new_id();
-    let span = tracing::info_span!("call", call_id = %call_id, sip = %call.call);
-    let _enter = span.enter();
-    drop(_enter);
+async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiver<bool>) {
     let from = call.from.uri.user().unwrap_or("").to_owned();
     let to = dialled_number(&call);
     tracing::debug!(%from, %to, source = %call.source, "inbound call");
-    let started_at = now_ms();
-
-    // Which tenant and flow answer this number.
-    let (tenant_id, flow_name) = match rt.store.phone_number(&to).await {
-        Ok(Some(n)) => (n.tenant_id, n.flow),
-        _ => match rt
-            .store
-            .tenant_by_name(&rt.config.call.default_tenant)
-            .await
-        {
-            Ok(Some(t)) => (t.id, rt.config.flows.default.clone()),
-            other => {
-                tracing::error!(?other, "no default tenant: refusing the call");
-                let _ = call.reject(503).await;
-                return;
-            }
-        },
-    };
-    let Some(flow) = rt
-        .flows
-        .get(&flow_name)
-        .or_else(|| rt.flows.get(&rt.config.flows.default))
-    else {
-        tracing::error!(flow = %flow_name, "flow not loaded: refusing the call");
-        let _ = call.reject(503).await;
-        return;
-    };
-    let scope = CallScope {
-        call_id: call_id.clone(),
-        tenant_id: tenant_id.clone(),
-    };
-    let (recorder, recorder_task) =
-        recorder::Recorder::spawn(rt.store.clone(), tenant_id.clone(), call_id.clone());
-    recorder.record(recorder::Record::Call(NewCall {
-        id: call_id.clone(),
-        tenant_id,
+    let request = CallRequest {
         direction: CallDirection::Inbound,
-        from_number: from.clone(),
-        to_number: to,
+        caller: from.clone(),
+        from,
+        to,
         sip_call_id: Some(call.sip_call_id.clone()),
-        flow: Some(flow_name),
-        flow_version: Some(flow.version_hash().to_owned()),
-        node: rt.node.clone(),
-        started_at,
-    }));
-
+        flow: None,
+    };
+    let plan = match CallPlan::prepare(&rt, request).await {
+        Ok(plan) => plan,
+        Err(reason) => {
+            tracing::error!(%reason, "refusing the call");
+            let _ = call.reject(503).await;
+            return;
+        }
+    };
     if let Err(e) = rt.engines.tts_available() {
         // Without a voice the call cannot be handled; a 503 lets the trunk try elsewhere.
         tracing::error!(error = %e, "refusing call");
         let _ = call.reject(503).await;
-        recorder.record(recorder::Record::Ended {
-            at: now_ms(),
-            reason: "tts_unavailable".to_owned(),
-        });
-        drop(recorder);
-        let _ = recorder_task.await;
+        plan.abandon("tts_unavailable").await;
         return;
     }
-
-    // Look the caller up before answering so the greeting can use their name.
-    let services = (rt.services)(&scope);
-    let customer = match tokio::time::timeout(
-        Duration::from_millis(500),
-        dialogs::identify_caller(services.as_ref(), &from),
-    )
-    .await
-    {
-        Ok(customer) => customer,
-        Err(_) => {
-            tracing::warn!("customer lookup timed out; continuing unidentified");
-            None
+    // Ring for a moment first when configured (callers expect a ring; it also leaves room for
+    // the caller to give up, which must not leave a half-answered call behind).
+    let ring = Duration::from_millis(rt.config.call.answer_delay_ms);
+    if !ring.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(ring) => {}
+            signal = call.signals.recv() => {
+                if let Some(sip::driver::CallSignal::Ended(reason)) = signal {
+                    tracing::info!(reason = reason.code(), "caller gave up before the answer");
+                }
+                plan.abandon("caller_hangup").await;
+                return;
+            }
         }
-    };
-    if customer.is_some() {
-        recorder.event("caller_identified", serde_json::json!({}));
     }
-    let setup = CallSetup::new(Some(&from)).with_customer(customer);
-    let engine = Engine::new(flow, services, rt.llm.clone(), setup);
-
     let media = match call.answer().await {
         Ok(media) => media,
         Err(e) => {
             tracing::warn!(error = %e, "could not answer");
-            recorder.record(recorder::Record::Ended {
-                at: now_ms(),
-                reason: "answer_failed".to_owned(),
-            });
-            drop(recorder);
-            let _ = recorder_task.await;
+            plan.abandon("answer_failed").await;
             return;
         }
     };
     let control = call.control();
     let InboundCall { signals, .. } = call;
-    let leg = match leg::CallLeg::new(media, signals, control.clone()) {
-        Ok(leg) => leg,
+    match leg::CallLeg::new(media, signals, control.clone()) {
+        Ok(leg) => {
+            plan.converse(&rt, leg, stop).await;
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot run media");
             let _ = control.hangup().await;
-            recorder.record(recorder::Record::Ended {
-                at: now_ms(),
-                reason: "media_failed".to_owned(),
-            });
-            drop(recorder);
-            let _ = recorder_task.await;
-            return;
+            plan.abandon("media_failed").await;
         }
-    };
-    let vad = match rt.vad.build_with(leg::PIPELINE_RATE, &rt.vad_options) {
-        Ok(vad) => vad,
-        Err(e) => {
-            tracing::warn!(error = %e, "configured VAD unavailable; using earshot");
-            match audio::VadKind::Earshot.build(leg::PIPELINE_RATE) {
-                Ok(vad) => vad,
-                Err(e) => {
-                    tracing::error!(error = %e, "no VAD");
-                    let _ = control.hangup().await;
-                    return;
-                }
-            }
-        }
-    };
-    let cfg = &rt.config;
-    let listen = ListenConfig {
-        min_speech_ms: cfg.turn.min_speech_ms,
-        end_silence_ms: cfg.turn.end_silence_ms,
-        max_utterance_ms: 30_000,
-    };
-    let actor_config = ActorConfig {
-        listen,
-        barge_in_min_ms: cfg.turn.barge_in_min_ms,
-        silence_timeout: Duration::from_secs(cfg.call.silence_timeout_secs),
-        max_duration: Duration::from_secs(cfg.call.max_duration_secs),
-    };
-    let dialog = dialog::Dialog::spawn(engine);
-    let outcome = actor::run(
-        leg,
-        dialog,
-        listen::Listener::new(listen, vad),
-        rt.engines.clone(),
-        recorder,
-        actor_config,
-        stop,
-    )
-    .await;
-    tracing::info!(parent: &span, end_reason = %outcome.end_reason, turns = outcome.turns, "call ended");
-    let _ = recorder_task.await;
+    }
 }

@@ -77,7 +77,8 @@ mod tests {
         assert_eq!(log.heard_until(90), "");
         assert_eq!(log.heard_until(120), "");
         assert_eq!(log.heard_until(150), "Hello there.");
-        assert_eq!(log.heard_until(200), "Hello there. Your balance is forty");
+        // Half of the second sentence's frames: floor(7 × 0.5) = 3 of its words.
+        assert_eq!(log.heard_until(200), "Hello there. Your balance is");
         assert_eq!(log.heard_until(1000), log.full_text());
     }
 }

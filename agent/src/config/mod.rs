@@ -162,6 +162,8 @@ pub struct CallConfig {
     pub max_concurrent: u32,
     /// Tenant that owns calls to numbers not mapped in `phone_numbers`.
     pub default_tenant: String,
+    /// How long an inbound call rings (180) before it is answered.
+    pub answer_delay_ms: u64,
 }
 
 impl Default for CallConfig {
@@ -171,6 +173,7 @@ impl Default for CallConfig {
             silence_timeout_secs: 10,
             max_concurrent: 100,
             default_tenant: "default".to_owned(),
+            answer_delay_ms: 0,
         }
     }
 }

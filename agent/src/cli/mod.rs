@@ -11,6 +11,12 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config, ConfigError, Override};
 
+mod accounts;
+mod models;
+
+pub use accounts::{KeysCommand, TenantsCommand};
+pub use models::ModelsCommand;
+
 /// Voice-first telephony AI agent: answers and places phone calls over SIP.
 #[derive(Debug, Parser)]
 #[command(name = "agent", version, about, long_about = None)]
@@ -56,17 +62,6 @@ pub enum Command {
     Models(ModelsCommand),
 }
 
-#[derive(Debug, Subcommand)]
-pub enum ModelsCommand {
-    /// Convert a CTranslate2 (faster-whisper) Whisper folder to a whisper.cpp ggml file
-    ImportCt2 {
-        /// Folder holding model.bin, config.json and tokenizer.json
-        ct2_dir: PathBuf,
-        /// The ggml file to write (e.g. models/ggml-tiny.en.bin)
-        out: PathBuf,
-    },
-}
-
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Admin HTTP address, overriding `admin.listen`
@@ -75,41 +70,6 @@ pub struct ServeArgs {
     /// SIP UDP address, overriding `sip.listen`
     #[arg(long, value_name = "ADDR")]
     pub sip_listen: Option<String>,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TenantsCommand {
-    /// Create a tenant and print its id
-    Create {
-        /// Unique tenant name
-        name: String,
-    },
-    /// List tenants
-    List,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create an API key; the key is printed once, as the last line of output
-    Create {
-        /// Tenant name the key belongs to
-        #[arg(long)]
-        tenant: String,
-        /// What the key may do: admin or supervisor
-        #[arg(long, value_parser = ["admin", "supervisor"])]
-        role: String,
-    },
-    /// Revoke an API key by id; requests with it get 401 from then on
-    Revoke {
-        /// Key id (as printed by `keys create` or `keys list`)
-        id: String,
-    },
-    /// List a tenant's keys (never the secrets)
-    List {
-        /// Tenant name
-        #[arg(long)]
-        tenant: String,
-    },
 }
 
 /// Entry point used by `main`: parse, run, map failures to exit codes.
@@ -178,20 +138,9 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => Ok(()),
-        Command::Tenants(cmd) => tenants(cmd, &cfg).await,
-        Command::Keys(cmd) => keys(cmd, &cfg).await,
-        Command::Models(ModelsCommand::ImportCt2 { ct2_dir, out }) => {
-            let report =
-                tokio::task::spawn_blocking(move || speech::import_ct2(&ct2_dir, &out)).await??;
-            println!(
-                "wrote {} ({} tensors, {} vocabulary tokens, {} bytes)",
-                report.out.display(),
-                report.tensors,
-                report.vocab_tokens,
-                report.bytes_written
-            );
-            Ok(())
-        }
+        Command::Tenants(cmd) => accounts::tenants(cmd, &cfg).await,
+        Command::Keys(cmd) => accounts::keys(cmd, &cfg).await,
+        Command::Models(cmd) => models::run(cmd, &cfg).await,
     }
 }
 
@@ -211,62 +160,4 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<store::Store> {
         .await
         .context("creating the default tenant (call.default_tenant)")?;
     Ok(store)
-}
-
-async fn tenants(cmd: TenantsCommand, cfg: &Config) -> anyhow::Result<()> {
-    let store = open_store(cfg).await?;
-    match cmd {
-        TenantsCommand::Create { name } => {
-            let t = store.create_tenant(&name, crate::clock::now_ms()).await?;
-            println!("{}", t.id);
-        }
-        TenantsCommand::List => {
-            for t in store.list_tenants().await? {
-                println!("{}\t{}", t.id, t.name);
-            }
-        }
-    }
-    store.close().await;
-    Ok(())
-}
-
-async fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<()> {
-    let store = open_store(cfg).await?;
-    match cmd {
-        KeysCommand::Create { tenant, role } => {
-            let t = store.tenant_by_name(&tenant).await?.with_context(|| {
-                format!("no tenant named {tenant:?} (create it with `agent tenants create`)")
-            })?;
-            let role = role.parse().map_err(anyhow::Error::msg)?;
-            let new = store
-                .create_api_key(&t.id, role, crate::clock::now_ms())
-                .await?;
-            println!(
-                "id: {}\ntenant: {}\nrole: {}",
-                new.key.id, t.name, new.key.role
-            );
-            println!("# the key is shown once; store it now:");
-            println!("{}", new.secret);
-        }
-        KeysCommand::Revoke { id } => {
-            store.revoke_api_key(&id, crate::clock::now_ms()).await?;
-            println!("revoked {id}");
-        }
-        KeysCommand::List { tenant } => {
-            let t = store
-                .tenant_by_name(&tenant)
-                .await?
-                .with_context(|| format!("no tenant named {tenant:?}"))?;
-            for k in store.list_api_keys(&t.id).await? {
-                let state = if k.revoked_at.is_some() {
-                    "revoked"
-                } else {
-                    "active"
-                };
-                println!("{}\t{}\t{}…\t{}", k.id, k.role, k.prefix, state);
-            }
-        }
-    }
-    store.close().await;
-    Ok(())
 }

@@ -1,0 +1,181 @@
+//! Setting a call up, the same for both directions: tenant and flow, the caller looked up in
+//! the customer cache, the call row queued, the dialog engine built; then, once a leg exists,
+//! the VAD, listener and actor that run the conversation.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dialogs::{CallSetup, Engine, Flow};
+use store::{CallDirection, NewCall};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::actor::{self, ActorConfig, Outcome};
+use super::dialog::Dialog;
+use super::leg::{CallLeg, PIPELINE_RATE};
+use super::listen::{ListenConfig, Listener};
+use super::recorder::{Record, Recorder};
+use super::{CallRuntime, CallScope};
+use crate::clock::now_ms;
+
+/// What is known of a call before it is set up.
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub direction: CallDirection,
+    /// From number as signalled (stored as is).
+    pub from: String,
+    /// Dialled number (inbound: our DID; outbound: the callee).
+    pub to: String,
+    /// The customer's number, for the caller-ID lookup (inbound: `from`; outbound: `to`).
+    pub caller: String,
+    pub sip_call_id: Option<String>,
+    /// Flow to run; `None` picks the dialled number's flow or `flows.default`.
+    pub flow: Option<String>,
+}
+
+/// A call ready to be connected: its row is queued and its engine built.
+pub struct CallPlan {
+    pub call_id: String,
+    pub tenant_id: String,
+    recorder: Recorder,
+    recorder_task: JoinHandle<()>,
+    engine: Engine,
+}
+
+impl CallPlan {
+    /// Resolves tenant and flow, queues the call row, looks the customer up (bounded wait) and
+    /// builds the engine. Errors say why the call cannot be taken.
+    pub async fn prepare(rt: &CallRuntime, request: CallRequest) -> Result<CallPlan, String> {
+        let started_at = now_ms();
+        let number = match request.direction {
+            CallDirection::Inbound => rt.store.phone_number(&request.to).await.ok().flatten(),
+            CallDirection::Outbound => None,
+        };
+        let (tenant_id, flow_name) = match number {
+            Some(n) => (n.tenant_id, request.flow.clone().unwrap_or(n.flow)),
+            None => match rt
+                .store
+                .tenant_by_name(&rt.config.call.default_tenant)
+                .await
+            {
+                Ok(Some(t)) => (
+                    t.id,
+                    request
+                        .flow
+                        .clone()
+                        .unwrap_or_else(|| rt.config.flows.default.clone()),
+                ),
+                other => return Err(format!("no default tenant ({other:?})")),
+            },
+        };
+        let flow: Arc<Flow> = rt
+            .flows
+            .get(&flow_name)
+            .ok_or_else(|| format!("flow {flow_name:?} is not loaded"))?;
+        let call_id = store::new_id();
+        let (recorder, recorder_task) =
+            Recorder::spawn(rt.store.clone(), tenant_id.clone(), call_id.clone());
+        recorder.record(Record::Call(NewCall {
+            id: call_id.clone(),
+            tenant_id: tenant_id.clone(),
+            direction: request.direction,
+            from_number: request.from.clone(),
+            to_number: request.to.clone(),
+            sip_call_id: request.sip_call_id.clone(),
+            flow: Some(flow_name),
+            flow_version: Some(flow.version_hash().to_owned()),
+            node: rt.node.clone(),
+            started_at,
+        }));
+        let scope = CallScope {
+            call_id: call_id.clone(),
+            tenant_id: tenant_id.clone(),
+        };
+        let services = (rt.services)(&scope);
+        // Look the caller up before answering so the greeting can use their name.
+        let lookup = dialogs::identify_caller(services.as_ref(), &request.caller);
+        let customer = match tokio::time::timeout(Duration::from_millis(500), lookup).await {
+            Ok(customer) => customer,
+            Err(_) => {
+                tracing::warn!("customer lookup timed out; continuing unidentified");
+                None
+            }
+        };
+        if customer.is_some() {
+            recorder.event("caller_identified", serde_json::json!({}));
+        }
+        let setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
+        let engine = Engine::new(flow, services, rt.llm.clone(), setup);
+        Ok(CallPlan {
+            call_id,
+            tenant_id,
+            recorder,
+            recorder_task,
+            engine,
+        })
+    }
+
+    /// The call never connected: store why and wait for the writes.
+    pub async fn abandon(self, reason: &str) {
+        self.recorder.record(Record::Ended {
+            at: now_ms(),
+            reason: reason.to_owned(),
+        });
+        drop(self.recorder);
+        let _ = self.recorder_task.await;
+    }
+
+    /// Runs the conversation on `leg` until the call ends; returns how it ended.
+    pub async fn converse(
+        self,
+        rt: &CallRuntime,
+        leg: CallLeg,
+        stop: watch::Receiver<bool>,
+    ) -> Outcome {
+        let span = tracing::info_span!("call", call_id = %self.call_id);
+        let vad = match rt.vad.build_with(PIPELINE_RATE, &rt.vad_options) {
+            Ok(vad) => vad,
+            Err(e) => {
+                tracing::warn!(parent: &span, error = %e, "configured VAD unavailable; using earshot");
+                match audio::VadKind::Earshot.build(PIPELINE_RATE) {
+                    Ok(vad) => vad,
+                    Err(e) => {
+                        tracing::error!(parent: &span, error = %e, "no VAD");
+                        leg.hangup().await;
+                        self.abandon("media_failed").await;
+                        return Outcome {
+                            end_reason: "media_failed".to_owned(),
+                            turns: 0,
+                        };
+                    }
+                }
+            }
+        };
+        let cfg = &rt.config;
+        let listen = ListenConfig {
+            min_speech_ms: cfg.turn.min_speech_ms,
+            end_silence_ms: cfg.turn.end_silence_ms,
+            max_utterance_ms: 30_000,
+        };
+        let actor_config = ActorConfig {
+            listen,
+            barge_in_min_ms: cfg.turn.barge_in_min_ms,
+            silence_timeout: Duration::from_secs(cfg.call.silence_timeout_secs),
+            max_duration: Duration::from_secs(cfg.call.max_duration_secs),
+        };
+        let dialog = Dialog::spawn(self.engine);
+        let outcome = actor::run(
+            leg,
+            dialog,
+            Listener::new(listen, vad),
+            rt.engines.clone(),
+            self.recorder,
+            actor_config,
+            stop,
+        )
+        .await;
+        tracing::info!(parent: &span, end_reason = %outcome.end_reason, turns = outcome.turns, "call ended");
+        let _ = self.recorder_task.await;
+        outcome
+    }
+}

@@ -83,6 +83,7 @@ fn proxy_challenge_is_answered_with_same_call_id_and_tag_and_next_cseq() {
     let call = ep.invite(t0, invite_params()).unwrap();
     let first = the_invite(&sent_messages(&mut ep));
     assert_eq!(first.headers.get("Supported"), Some("timer"));
+    assert_eq!(ep.sip_call_id(call), first.headers.call_id().ok());
     assert_eq!(first.headers.get("Session-Expires"), Some("1800"));
     ep.handle_datagram(t0, addr(PROXY), &challenge(&first, 407, "n1", ""));
     let msgs = sent_messages(&mut ep);
@@ -126,6 +127,7 @@ fn proxy_challenge_is_answered_with_same_call_id_and_tag_and_next_cseq() {
     let evs = events(&mut ep);
     assert!(evs.iter().any(|e| matches!(e,
         Event::CallProgress { call: c, status: 183, remote_sdp: Some(_) } if *c == call)));
+    assert_eq!(ep.sip_call_id(call), first.headers.call_id().ok());
     assert!(
         evs.iter()
             .any(|e| matches!(e, Event::CallEstablished { call: c, .. } if *c == call))

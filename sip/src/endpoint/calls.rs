@@ -132,6 +132,15 @@ impl Endpoint {
         Ok(())
     }
 
+    /// The SIP Call-ID of a call (for logs, the call record and correlation with peers).
+    pub fn sip_call_id(&self, call: CallId) -> Option<&str> {
+        let c = self.calls.get(&call)?;
+        match &c.dialog_key {
+            Some(key) if !key.call_id.is_empty() => Some(key.call_id.as_str()),
+            _ => c.invite.as_ref()?.headers.call_id().ok(),
+        }
+    }
+
     // ---- internals --------------------------------------------------------------------
 
     pub(super) fn new_call_id(&mut self) -> CallId {

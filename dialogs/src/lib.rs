@@ -1,7 +1,8 @@
 //! Flow definitions and the flow engine: what the agent says and does on each caller turn,
 //! either scripted (keywords/phrases/DTMF) or through an OpenAI-compatible LLM with tools.
 //!
-//! - [`flow`]: the TOML flow format, validation with file/line/key errors, [`FlowRegistry`].
+//! - [`flow`]: the TOML flow format, validation with file/line/key errors, [`FlowRegistry`],
+//!   business hours ([`Flow::business_open`]).
 //! - [`engine`]: one [`Engine`] per call; caller input in, a cancel-safe stream of sentences,
 //!   actions and a turn summary out.
 //! - [`tools`]: built-in tools and their guardrails, over the [`CallServices`] trait the agent
@@ -10,7 +11,8 @@
 //! - [`sim`]: a text simulator and YAML conversation tests for flows.
 //! - [`testing`]: an in-memory [`CallServices`] for the simulator and tests.
 //!
-//! What it does **not** do: no audio, no SIP, no SQL, no clocks for business hours. It never
+//! What it does **not** do: no audio, no SIP, no SQL, and it never reads the wall clock
+//! ([`Flow::business_open`] answers for a `now` the caller passes). It never
 //! speaks (sentences go to the agent's TTS), never hangs up or transfers by itself (it asks
 //! the agent with a [`CallAction`]), and never stores anything directly (call events and
 //! messages go through [`CallServices`]).

@@ -191,6 +191,76 @@ fn unknown_function_and_transfer_destination() {
 }
 
 #[test]
+fn function_parameters_must_be_a_supported_json_schema() {
+    let k = one(
+        "[[functions]]\nname = \"f\"\nparameters = { type = \"object\", properties = { zip = { type = \"string\", pattern = \"^[0-9]+$\" } } }\n[nodes.a]\n",
+        6,
+        "functions[0].parameters",
+    );
+    assert!(
+        matches!(k, FlowErrorKind::BadSchema(ref m) if m.starts_with("properties.zip.pattern")),
+        "{k:?}"
+    );
+    let k = one(
+        "[[functions]]\nname = \"f\"\nparameters = { type = \"object\", required = \"zip\" }\n[nodes.a]\n",
+        6,
+        "functions[0].parameters",
+    );
+    assert!(matches!(k, FlowErrorKind::BadSchema(_)), "{k:?}");
+    // The supported subset loads.
+    let ok = format!(
+        "{HEAD}[[functions]]\nname = \"book\"\nparameters = {{ type = \"object\", properties = {{ slot = {{ type = \"string\", enum = [\"am\", \"pm\"], description = \"when\" }}, people = {{ type = \"integer\", minimum = 1 }} }}, required = [\"slot\"], additionalProperties = false }}\n[nodes.a]\n"
+    );
+    parse_flow(Path::new("t.toml"), &ok).expect("supported schema");
+}
+
+#[test]
+fn intent_arguments_are_checked_against_the_function_schema() {
+    // take_message requires `message`.
+    let k = one(
+        "[nodes.a]\n[[nodes.a.intents]]\nany = true\ncall = \"take_message\"\n[[nodes.a.functions]]\nname = \"take_message\"\n",
+        7,
+        "nodes.a.intents[0].call",
+    );
+    assert!(
+        matches!(k, FlowErrorKind::BadArguments(ref m) if m.contains("message: is required")),
+        "{k:?}"
+    );
+    let k = one(
+        "[nodes.a]\n[[nodes.a.intents]]\nany = true\ncall = \"transfer\"\nargs = { destination = 7 }\n[[nodes.a.functions]]\nname = \"transfer\"\n",
+        8,
+        "nodes.a.intents[0].args",
+    );
+    assert!(
+        matches!(k, FlowErrorKind::BadArguments(ref m) if m.contains("expected string")),
+        "{k:?}"
+    );
+}
+
+#[test]
+fn errors_without_a_key_print_as_file_line_message() {
+    let e = parse_flow(Path::new("t.toml"), "[flow\nname = 1\n").expect_err("syntax");
+    let shown = e.to_string();
+    assert!(shown.starts_with("t.toml:1: TOML syntax"), "{shown}");
+}
+
+#[test]
+fn scan_dir_returns_good_and_bad_flows_apart() {
+    let dir = std::env::temp_dir().join(format!("dialogs-scan-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("good.toml"), format!("{HEAD}[nodes.a]\n")).expect("write");
+    std::fs::write(dir.join("bad.toml"), "[flow]\nname = \"b\"\n").expect("write");
+    std::fs::write(dir.join("notes.txt"), "not a flow").expect("write");
+    let scan = FlowRegistry::scan_dir(&dir).expect("readable");
+    let names: Vec<&str> = scan.valid.iter().map(|f| f.name()).collect();
+    assert_eq!(names, vec!["t"]);
+    assert_eq!(scan.invalid.len(), 1);
+    assert!(scan.errors().all(|e| e.file.ends_with("bad.toml")));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn all_errors_reported_at_once() {
     let errs = errors(
         "[nodes.a]\nopener = \"{{ x }}\"\n[[nodes.a.intents]]\nkeywords = [\"k\"]\ngoto = \"b\"\n",
@@ -293,6 +363,23 @@ fn published_schema_matches_the_loader() {
             _ => "\"x\"".into(),
         };
         let text = format!("{HEAD}[nodes.a]\n{k} = {value}\n");
+        parse_flow(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{k}: {e}"));
+    }
+    // Every documented [business_hours] key is accepted too.
+    let hour_keys: Vec<&String> = schema
+        .pointer("/properties/business_hours/properties")
+        .and_then(|v| v.as_object())
+        .map(|o| o.keys().collect())
+        .unwrap_or_default();
+    assert_eq!(hour_keys.len(), 9, "{hour_keys:?}");
+    for k in hour_keys {
+        let value = match k.as_str() {
+            "timezone" => continue,
+            "holidays" => "[\"2025-12-25\"]",
+            _ => "\"09:00-17:00\"",
+        };
+        let text =
+            format!("{HEAD}[nodes.a]\n[business_hours]\ntimezone = \"UTC\"\n{k} = {value}\n");
         parse_flow(Path::new("t.toml"), &text).unwrap_or_else(|e| panic!("{k}: {e}"));
     }
 }

@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use toml_edit::{Document, Item};
 
+use super::hours::{self, BusinessHours};
 use super::template::{self, BUILTIN_VARS};
 use super::{Action, Flow, FlowSpec, FunctionDef, Intent};
+use crate::tools::{check_schema, validate_arguments};
 
-/// One problem in a flow file.
+/// One problem in a flow file, shown as `file:line: key: message` (`file:line: message` when
+/// the problem has no key, e.g. a TOML syntax error).
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}: {key}: {kind}", file.display())]
 #[non_exhaustive]
 pub struct FlowError {
     pub file: PathBuf,
@@ -22,6 +24,16 @@ pub struct FlowError {
     /// Dotted key path, e.g. `nodes.main.intents[0].goto`.
     pub key: String,
     pub kind: FlowErrorKind,
+}
+
+impl fmt::Display for FlowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.file.display(), self.line)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        write!(f, "{}", self.kind)
+    }
 }
 
 /// What is wrong.
@@ -50,6 +62,14 @@ pub enum FlowErrorKind {
     UnknownFunction(String),
     #[error("transfer destination `{0}` is not in [transfers]")]
     UnknownTransfer(String),
+    #[error("{0}")]
+    UnknownTimeZone(String),
+    #[error("bad business hours: {0}")]
+    BadBusinessHours(String),
+    #[error("bad JSON Schema: {0}")]
+    BadSchema(String),
+    #[error("intent arguments do not match the function's parameters: {0}")]
+    BadArguments(String),
 }
 
 /// All problems found in one file (never empty).
@@ -109,11 +129,13 @@ pub fn parse_flow(file: &Path, text: &str) -> Result<Flow, FlowErrors> {
     })?;
 
     let mut problems = Vec::new();
-    Validator {
+    let mut validator = Validator {
         spec: &spec,
         out: &mut problems,
-    }
-    .run();
+        hours: None,
+    };
+    validator.run();
+    let hours = validator.hours.take();
     if !problems.is_empty() {
         return Err(FlowErrors(
             problems
@@ -126,7 +148,7 @@ pub fn parse_flow(file: &Path, text: &str) -> Result<Flow, FlowErrors> {
         ));
     }
     let hash = hex::encode(Sha256::digest(text.as_bytes()));
-    Ok(Flow::from_parts(spec, file.to_path_buf(), hash))
+    Ok(Flow::from_parts(spec, file.to_path_buf(), hash, hours))
 }
 
 fn unknown_field(msg: &str) -> Option<String> {
@@ -297,6 +319,8 @@ fn path_at(root: &Item, offset: usize) -> KeyPath {
 struct Validator<'a> {
     spec: &'a FlowSpec,
     out: &'a mut Vec<(KeyPath, FlowErrorKind)>,
+    /// `[business_hours]`, compiled once it validates.
+    hours: Option<BusinessHours>,
 }
 
 impl Validator<'_> {
@@ -329,6 +353,29 @@ impl Validator<'_> {
         }
         for (k, v) in &spec.variables {
             self.template(v, root.key("variables").key(k), &known_vars);
+        }
+        if let Some(h) = &spec.business_hours {
+            match hours::compile(h) {
+                Ok(compiled) => self.hours = Some(compiled),
+                Err(problems) => {
+                    for (key, msg) in problems {
+                        let kind = if key == "timezone" {
+                            FlowErrorKind::UnknownTimeZone(msg)
+                        } else {
+                            FlowErrorKind::BadBusinessHours(msg)
+                        };
+                        // `holidays[2]` is a key plus an index in the document.
+                        let path = match key.split_once('[') {
+                            Some((k, rest)) => {
+                                let i = rest.trim_end_matches(']').parse().unwrap_or(0);
+                                root.key("business_hours").key(k).index(i)
+                            }
+                            None => root.key("business_hours").key(&key),
+                        };
+                        self.push(path, kind);
+                    }
+                }
+            }
         }
 
         let mut global_names = BTreeSet::new();
@@ -467,6 +514,8 @@ impl Validator<'_> {
                         "parameters must be a JSON Schema with type = \"object\"".into(),
                     ),
                 );
+            } else if let Err(e) = check_schema(params) {
+                self.push(path.key("parameters"), FlowErrorKind::BadSchema(e));
             }
         }
         if let Some(t) = &f.transition {
@@ -483,13 +532,28 @@ impl Validator<'_> {
         available: &[&FunctionDef],
         known: &BTreeSet<String>,
     ) {
-        if let Some(call) = &intent.call
-            && !available.iter().any(|f| &f.name == call)
-        {
-            self.push(
-                path.key("call"),
-                FlowErrorKind::UnknownFunction(call.clone()),
-            );
+        if let Some(call) = &intent.call {
+            match available.iter().find(|f| &f.name == call) {
+                None => self.push(
+                    path.key("call"),
+                    FlowErrorKind::UnknownFunction(call.clone()),
+                ),
+                Some(f) => {
+                    // Templated values render to strings, so checking the written values
+                    // catches missing required arguments and wrong types before a call does.
+                    let schema = f.parameters_schema();
+                    let args = serde_json::Value::Object(intent.args.clone());
+                    let problems = validate_arguments(&schema, &args);
+                    if !problems.is_empty() && check_schema(&schema).is_ok() {
+                        let at = if intent.args.is_empty() {
+                            path.key("call")
+                        } else {
+                            path.key("args")
+                        };
+                        self.push(at, FlowErrorKind::BadArguments(problems.join("; ")));
+                    }
+                }
+            }
         }
         if let Some(goto) = &intent.goto {
             self.node_ref(goto, path.key("goto"));

@@ -8,17 +8,20 @@
 //! A loaded [`Flow`] is immutable and shared as `Arc<Flow>`: a running call keeps the version
 //! it started with while [`FlowRegistry`] hands newer versions to new calls.
 
+mod hours;
 mod load;
 mod registry;
 pub(crate) mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
+pub use hours::{BusinessHours, BusinessHoursSpec};
 pub use load::{FlowError, FlowErrorKind, FlowErrors, parse_flow};
-pub use registry::{FlowRegistry, RegistryError};
+pub use registry::{DirCheck, FlowRegistry, RegistryError};
 
 /// A validated flow, ready to run. Cheap to share behind an `Arc`.
 #[derive(Debug, Clone)]
@@ -26,6 +29,7 @@ pub struct Flow {
     spec: FlowSpec,
     path: PathBuf,
     version_hash: String,
+    hours: Option<BusinessHours>,
 }
 
 impl Flow {
@@ -69,6 +73,21 @@ impl Flow {
         &self.spec.flow.initial_node
     }
 
+    /// Whether the business is open at `now` by the flow's `[business_hours]` (in the flow's
+    /// time zone, holidays closed). A flow without `[business_hours]` is always open.
+    ///
+    /// The call set-up passes the result to [`crate::CallSetup::with_business_open`]; the
+    /// `transfer` tool answers `closed` when it is false (unless
+    /// `guardrails.transfer_outside_hours`).
+    pub fn business_open(&self, now: SystemTime) -> bool {
+        self.hours.as_ref().is_none_or(|h| h.is_open(now))
+    }
+
+    /// The validated `[business_hours]`, if the flow has them.
+    pub fn business_hours(&self) -> Option<&BusinessHours> {
+        self.hours.as_ref()
+    }
+
     /// Functions callable in `node`: the node's own first, then the global ones.
     pub fn functions_for<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a FunctionDef> {
         node.functions.iter().chain(self.spec.functions.iter())
@@ -79,11 +98,17 @@ impl Flow {
         self.functions_for(node).find(|f| f.name == name)
     }
 
-    pub(crate) fn from_parts(spec: FlowSpec, path: PathBuf, version_hash: String) -> Flow {
+    pub(crate) fn from_parts(
+        spec: FlowSpec,
+        path: PathBuf,
+        version_hash: String,
+        hours: Option<BusinessHours>,
+    ) -> Flow {
         Flow {
             spec,
             path,
             version_hash,
+            hours,
         }
     }
 }
@@ -104,6 +129,9 @@ pub struct FlowSpec {
     /// `[guardrails]`: what tools may do for whom.
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// `[business_hours]`: when transfers reach a person; absent means always open.
+    #[serde(default)]
+    pub business_hours: Option<BusinessHoursSpec>,
     /// `[transfers]`: the allow-list of transfer destinations, name → number or SIP URI.
     #[serde(default)]
     pub transfers: BTreeMap<String, String>,
@@ -296,6 +324,14 @@ impl FunctionDef {
     /// The built-in tool behind this function, if any.
     pub fn tool_kind(&self) -> Option<ToolKind> {
         self.tool.or_else(|| ToolKind::from_name(&self.name))
+    }
+
+    /// The JSON Schema the arguments are offered with and checked against: `parameters` when
+    /// given, else the built-in tool's own (an empty object schema for pure transitions).
+    pub fn parameters_schema(&self) -> serde_json::Value {
+        self.parameters
+            .clone()
+            .unwrap_or_else(|| crate::tools::tool_parameters(self.tool_kind()))
     }
 }
 

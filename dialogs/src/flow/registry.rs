@@ -38,6 +38,23 @@ pub enum RegistryError {
     },
 }
 
+/// The result of [`FlowRegistry::scan_dir`].
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct DirCheck {
+    /// Flows that validate, by name.
+    pub valid: Vec<Arc<Flow>>,
+    /// One entry per file that does not validate, in file-name order.
+    pub invalid: Vec<FlowErrors>,
+}
+
+impl DirCheck {
+    /// Every problem in every invalid file.
+    pub fn errors(&self) -> impl Iterator<Item = &super::FlowError> {
+        self.invalid.iter().flat_map(|e| e.0.iter())
+    }
+}
+
 /// What a [`FlowRegistry::reload`] changed.
 #[derive(Debug, Default)]
 #[non_exhaustive]
@@ -71,6 +88,16 @@ impl FlowRegistry {
             return Err(RegistryError::Invalid(errors));
         }
         Ok(flows.into_values().collect())
+    }
+
+    /// Validates every flow in `dir` and returns the good and the bad ones apart (`agent flows
+    /// check` lists both). Only an unreadable directory or a flow name used twice is an error.
+    pub fn scan_dir(dir: &Path) -> Result<DirCheck, RegistryError> {
+        let (flows, invalid) = scan(dir)?;
+        Ok(DirCheck {
+            valid: flows.into_values().collect(),
+            invalid,
+        })
     }
 
     /// The current version of a flow.

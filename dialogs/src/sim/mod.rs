@@ -10,7 +10,8 @@
 //! name: known caller asks for the balance
 //! flow: receptionist
 //! caller: "+15551234567"      # optional; the demo data knows +15551234567 and +15559876543
-//! business_open: true         # default true
+//! business_open: true         # default: by the flow's [business_hours] at `at`, else true
+//! at: "2025-06-02T14:30:00Z"   # optional: the call's time (RFC 3339) for [business_hours]
 //! llm: false                  # default false: scripted mode
 //! greeting: { reply_contains: ["Hi Jane Doe"] }
 //! steps:
@@ -123,18 +124,19 @@ pub struct ConversationTest {
     pub flow: String,
     #[serde(default)]
     pub caller: Option<String>,
-    #[serde(default = "yes")]
-    pub business_open: bool,
+    /// Forces the business open or closed; without it the flow's `[business_hours]` decide at
+    /// `at` (or the business is open when `at` is not given).
+    #[serde(default)]
+    pub business_open: Option<bool>,
+    /// When the call happens (RFC 3339, e.g. `2025-06-02T14:30:00Z`).
+    #[serde(default)]
+    pub at: Option<String>,
     /// Run with the LLM given to [`run_test`] (otherwise scripted).
     #[serde(default)]
     pub llm: bool,
     #[serde(default)]
     pub greeting: Expect,
     pub steps: Vec<Step>,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// One caller input and what must follow.
@@ -238,7 +240,22 @@ pub async fn run_test(
     if test.llm && llm.is_none() {
         failures.push("test needs an LLM and none was given".to_string());
     }
-    let mut sim = Simulator::new(flow, llm, test.caller.as_deref(), test.business_open);
+    let business_open = match (test.business_open, test.at.as_deref()) {
+        (Some(_), Some(_)) => {
+            failures.push("give either business_open or at, not both".to_string());
+            true
+        }
+        (Some(open), None) => open,
+        (None, None) => true,
+        (None, Some(at)) => match at.parse::<jiff::Timestamp>() {
+            Ok(ts) => flow.business_open(ts.into()),
+            Err(e) => {
+                failures.push(format!("at: {at:?} is not an RFC 3339 time: {e}"));
+                true
+            }
+        },
+    };
+    let mut sim = Simulator::new(flow, llm, test.caller.as_deref(), business_open);
     let greeting = sim.start().await;
     check(&test.greeting, &greeting, &sim, 0, &mut failures, &mut 0);
     let mut seen_events = sim.host().events().len();

@@ -9,6 +9,7 @@
 //! this crate holds no SQL. [`crate::testing::MemoryServices`] is the in-memory version.
 
 mod builtin;
+mod schema;
 
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub(crate) use builtin::{
     Effect, ToolContext, ToolOutcome, run_tool, same_number, tool_parameters,
 };
+pub(crate) use schema::{check_schema, validate as validate_arguments};
 
 /// A future returned by [`CallServices`] methods.
 pub type ServiceFuture<'a, T> = BoxFuture<'a, Result<T, ServiceError>>;

@@ -128,6 +128,91 @@ async fn first_sentence_arrives_before_the_reply_is_complete() {
 }
 
 #[tokio::test]
+async fn a_sentence_ending_at_a_chunk_end_is_spoken_before_the_next_chunk() {
+    let fake = FakeOpenAi::start().await;
+    // The role chunk, then "One moment.", then the server goes quiet: the next chunk never
+    // comes, so nothing after it can prove that a space follows the period.
+    fake.enqueue(ChatReply::chunks(&["One moment.", " Let me check."]).stall_after(2));
+    let host = Arc::new(MemoryServices::demo());
+    let mut e = started(&fake, host, JANE, 1000).await;
+    let t0 = std::time::Instant::now();
+    let mut s = e.turn(say("hello"));
+    let mut sentences = Vec::new();
+    let mut summary = None;
+    while let Some(ev) = s.next().await {
+        match ev {
+            ReplyEvent::Sentence(t) => sentences.push((t, t0.elapsed())),
+            ReplyEvent::Done(sum) => summary = Some(sum),
+            _ => {}
+        }
+    }
+    let texts: Vec<&str> = sentences.iter().map(|(t, _)| t.as_str()).collect();
+    // Held back, it would have been lost with the stall and replaced by the fallback line.
+    assert_eq!(texts, vec!["One moment."]);
+    assert!(
+        sentences[0].1 < Duration::from_millis(1000),
+        "spoken when its chunk arrived, not at the gap timeout: {:?}",
+        sentences[0].1
+    );
+    let summary = summary.expect("Done");
+    assert_eq!(summary.llm_error.as_deref(), Some("timeout"));
+    assert_eq!(
+        summary.mode,
+        ReplyMode::Llm,
+        "no fallback after words were spoken"
+    );
+}
+
+#[tokio::test]
+async fn tool_arguments_that_break_the_schema_go_back_to_the_model() {
+    let fake = FakeOpenAi::start().await;
+    fake.enqueue(ChatReply::tools().tool_call("take_message", r#"{"message": 42}"#));
+    fake.enqueue(ChatReply::tools().tool_call("take_message", r#"{"message": "Call me back"}"#));
+    let host = Arc::new(MemoryServices::demo());
+    let mut e = started(&fake, host.clone(), JANE, 2000).await;
+    let r = collect(e.turn(say("Can you pass on a message?"))).await;
+    let statuses: Vec<&str> = r
+        .summary()
+        .tools
+        .iter()
+        .map(|t| t.status.as_str())
+        .collect();
+    assert_eq!(statuses, vec!["invalid_arguments", "ok"]);
+    // The bad call reached no tool and moved nothing; the corrected one did both.
+    assert_eq!(host.messages().len(), 1);
+    assert_eq!(host.messages()[0].text, "Call me back");
+    assert_eq!(e.node(), "message_taken");
+    let tool_msg = fake.requests()[1].body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "tool").cloned())
+        .unwrap_or_default();
+    let content = tool_msg["content"].as_str().unwrap_or_default();
+    assert!(content.contains("invalid_arguments"), "{content}");
+    assert!(
+        content.contains("message: expected string, got integer"),
+        "the model is told what to fix: {content}"
+    );
+
+    // A missing required argument is refused the same way.
+    fake.enqueue(ChatReply::tools().tool_call("transfer", "{}"));
+    fake.enqueue(ChatReply::text("Who would you like to speak to?"));
+    let r = collect(e.turn(say("transfer me"))).await;
+    assert_eq!(r.summary().tools[0].status, "invalid_arguments");
+    assert!(r.actions.is_empty(), "{:?}", r.actions);
+    let tool_msg = fake.requests()[3].body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "tool").cloned())
+        .unwrap_or_default();
+    assert!(
+        tool_msg["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("destination: is required"),
+        "{tool_msg}"
+    );
+}
+
+#[tokio::test]
 async fn chunked_tool_call_arguments_are_assembled_and_commit_with_the_transition() {
     let fake = FakeOpenAi::start().await;
     fake.enqueue(ChatReply::tools().tool_call_chunked(
@@ -270,6 +355,40 @@ async fn llm_errors_give_the_fallback_and_the_call_goes_on() {
     let r = collect(e.turn(say("hello??"))).await;
     assert_eq!(r.text(), "Back again. How can I help?");
     assert_eq!(fake.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn a_flow_may_transfer_when_the_llm_fails() {
+    let fake = FakeOpenAi::start().await;
+    let flow = flow_from(
+        r#"
+[flow]
+name = "handoff"
+initial_node = "a"
+on_llm_error = [{ say = "Let me get you a person." }, { transfer = "desk" }]
+[transfers]
+desk = "+15550100100"
+[nodes.a]
+opener = "Hi."
+"#,
+    );
+    fake.enqueue(ChatReply::error(503, "overloaded"));
+    let host = Arc::new(MemoryServices::demo());
+    let mut e = engine(flow, host.clone(), Some(llm(&fake, 2000)), Some(JANE));
+    collect(e.start()).await;
+    let r = collect(e.turn(say("hello"))).await;
+    assert_eq!(r.sentences, vec!["Let me get you a person."]);
+    assert_eq!(
+        r.actions,
+        vec![dialogs::CallAction::Transfer {
+            to: "+15550100100".into(),
+            name: "desk".into()
+        }]
+    );
+    assert_eq!(r.summary().mode, ReplyMode::Fallback);
+    assert!(host.events().contains(&CallEvent::LlmFallback {
+        reason: "api_503".into()
+    }));
 }
 
 #[tokio::test]

@@ -389,6 +389,8 @@ struct PlannedCall {
     call: ToolCall,
     kind: Option<crate::flow::ToolKind>,
     known: bool,
+    /// The function's JSON Schema; the arguments are checked against it before the tool runs.
+    parameters: serde_json::Value,
     transition: Option<TransitionSpec>,
 }
 

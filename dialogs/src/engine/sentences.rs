@@ -14,18 +14,61 @@ pub(crate) struct SentenceSplitter {
 }
 
 impl SentenceSplitter {
-    /// Adds a delta; returns the sentences it completed.
+    /// Adds a delta; returns the sentences it completed, including one that ends exactly at
+    /// the end of this delta (TTS should not wait for the next chunk to start speaking it).
     pub(crate) fn push(&mut self, delta: &str) -> Vec<String> {
         self.buf.push_str(delta);
         let mut out = Vec::new();
         while let Some(end) = self.boundary() {
             let sentence: String = self.buf.drain(..end).collect();
-            let s = sentence.trim();
-            if !s.is_empty() {
-                out.push(s.to_string());
-            }
+            Self::emit(&sentence, &mut out);
+        }
+        if self.ends_sentence() {
+            let sentence = std::mem::take(&mut self.buf);
+            Self::emit(&sentence, &mut out);
         }
         out
+    }
+
+    fn emit(sentence: &str, out: &mut Vec<String>) {
+        let s = sentence.trim();
+        // A lone run of punctuation (the rest of an "..." split across chunks after its first
+        // dot was handed out) is nothing to say.
+        if s.chars().any(char::is_alphanumeric) {
+            out.push(s.to_string());
+        } else if let Some(last) = out.last_mut() {
+            last.push_str(s);
+        }
+    }
+
+    /// Whether the buffer ends with a sentence end, judged without the next delta. `!` and
+    /// `?` always end one; `.` does unless it follows a digit ("$12." may go on as "$12.50")
+    /// or closes an abbreviation or an initial.
+    fn ends_sentence(&self) -> bool {
+        let t = self.buf.trim_end_matches(['"', '\'', ')']);
+        if t.len() != self.buf.len() && t.trim_end() != t {
+            return false;
+        }
+        let Some(last) = t.chars().last() else {
+            return false;
+        };
+        match last {
+            '!' | '?' => true,
+            '.' => {
+                let body = t.trim_end_matches('.');
+                let dots = t.len() - body.len();
+                if body.trim().is_empty() {
+                    return false;
+                }
+                if dots > 1 {
+                    // An ellipsis ends a thought.
+                    return true;
+                }
+                let before_dot = body.chars().last();
+                !before_dot.is_some_and(|c| c.is_ascii_digit()) && !self.is_abbreviation(body.len())
+            }
+            _ => false,
+        }
     }
 
     /// The rest, at the end of the stream.
@@ -98,6 +141,25 @@ mod tests {
             vec!["Your balance is $12.50.", "Anything else?"]
         );
         assert_eq!(s.flush().as_deref(), Some("I"));
+    }
+
+    #[test]
+    fn a_sentence_ending_at_a_chunk_end_is_not_held_back() {
+        let mut s = SentenceSplitter::default();
+        assert_eq!(s.push("Hello there."), vec!["Hello there."]);
+        assert_eq!(s.push(" How are you?"), vec!["How are you?"]);
+        assert_eq!(s.push(" Great!\")"), vec!["Great!\")"]);
+        // Could still be a decimal, an abbreviation or an initial: wait for the next delta.
+        assert!(s.push(" You owe $12.").is_empty());
+        assert_eq!(s.push("50. Thanks"), vec!["You owe $12.50."]);
+        assert!(s.push(", Dr.").is_empty());
+        assert!(s.push(" J.").is_empty());
+        assert_eq!(s.push(" Smith."), vec!["Thanks, Dr. J. Smith."]);
+        assert_eq!(s.flush(), None);
+        // An ellipsis split across deltas adds no empty sentence.
+        assert_eq!(s.push("Well.."), vec!["Well.."]);
+        assert_eq!(s.push(". I see."), vec!["I see."]);
+        assert_eq!(s.flush(), None);
     }
 
     #[test]

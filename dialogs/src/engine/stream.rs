@@ -18,7 +18,7 @@ use crate::llm::{
     ChatMessage, Delta, LlmError, ToolCall, ToolCallAssembler, ToolSpec, build_request,
 };
 use crate::tools::{
-    CallEvent, Effect, RefusalReason, ToolContext, ToolOutcome, run_tool, tool_parameters,
+    CallEvent, Effect, RefusalReason, ToolContext, ToolOutcome, run_tool, validate_arguments,
 };
 
 /// Appended to every system prompt: what the flow author should not have to repeat.
@@ -216,6 +216,7 @@ impl Engine {
             },
             kind: def.as_ref().and_then(|d| d.tool_kind()),
             known: def.is_some(),
+            parameters: def.as_ref().map_or(Value::Null, |d| d.parameters_schema()),
             transition: def.and_then(|d| d.transition),
         };
         self.spawn_tools(
@@ -403,6 +404,7 @@ impl Engine {
                 PlannedCall {
                     kind: def.and_then(|d| d.tool_kind()),
                     known: def.is_some(),
+                    parameters: def.map_or(Value::Null, |d| d.parameters_schema()),
                     transition: def.and_then(|d| d.transition.clone()),
                     call,
                 }
@@ -419,10 +421,7 @@ impl Engine {
             .map(|f| ToolSpec {
                 name: f.name.clone(),
                 description: f.description.clone(),
-                parameters: f
-                    .parameters
-                    .clone()
-                    .unwrap_or_else(|| tool_parameters(f.tool_kind())),
+                parameters: f.parameters_schema(),
             })
             .collect()
     }
@@ -494,10 +493,24 @@ async fn run_batch(
             Ok(Value::Object(serde_json::Map::new()))
         } else {
             serde_json::from_str::<Value>(&p.call.arguments)
+                .map_err(|e| vec![format!("arguments are not valid JSON: {e}")])
         };
+        // Schema problems go back to the model with the reasons, so it can correct the call;
+        // such a result never moves the flow (`ToolOutcome::ran`).
+        let args = args.and_then(|a| {
+            let problems = validate_arguments(&p.parameters, &a);
+            if problems.is_empty() {
+                Ok(a)
+            } else {
+                Err(problems)
+            }
+        });
         let outcome = match (p.known, args) {
             (false, _) => status("unknown_function"),
-            (true, Err(_)) => status("invalid_arguments"),
+            (true, Err(problems)) => ToolOutcome {
+                result: serde_json::json!({ "status": "invalid_arguments", "errors": problems }),
+                effects: Vec::new(),
+            },
             (true, Ok(args)) => {
                 match tokio::time::timeout(timeout, run_tool(p.kind, &p.call.name, &args, &ctx))
                     .await

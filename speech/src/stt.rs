@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::ggml::GgmlError;
+use crate::remote::RemoteError;
 
 /// Turns one utterance of 16 kHz mono PCM into text.
 pub trait SpeechToText: Send + Sync {
@@ -105,6 +106,8 @@ pub struct SttTimings {
     pub encode: Duration,
     /// Token-by-token decoding.
     pub decode: Duration,
+    /// HTTP round trip of a remote provider (zero for local engines).
+    pub request: Duration,
     pub total: Duration,
 }
 
@@ -154,6 +157,8 @@ pub enum SttError {
         #[source]
         source: whisper_rs::WhisperError,
     },
+    #[error("remote speech recognition: {0}")]
+    Remote(#[from] RemoteError),
 }
 
 #[cfg(test)]

@@ -6,10 +6,21 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cache::PrewarmReport;
+use crate::remote::RemoteError;
+
 /// Turns text into speech.
 pub trait TextToSpeech: Send + Sync {
     /// Blocks until the whole text is synthesised.
     fn synthesize(&self, text: &str, opts: &SynthesisOptions) -> Result<Pcm, TtsError>;
+
+    /// Synthesises fixed prompts ahead of time and keeps them, when the engine has a cache
+    /// ([`crate::CachedTts`]); blocks meanwhile. Engines without one do nothing and report
+    /// every text as [`crate::cache::SkipReason::NoCache`].
+    fn prewarm(&self, texts: &[String], opts: &SynthesisOptions) -> PrewarmReport {
+        let _ = opts;
+        PrewarmReport::no_cache(texts)
+    }
 }
 
 /// Mono signed 16-bit PCM at `sample_rate`.
@@ -86,4 +97,6 @@ pub enum TtsError {
     Synthesis { status: u32, message: String },
     #[error("the espeak-ng worker thread is gone")]
     WorkerGone,
+    #[error("remote speech synthesis: {0}")]
+    Remote(#[from] RemoteError),
 }

@@ -216,6 +216,7 @@ impl SpeechToText for WhisperStt {
             mel: enc_start.saturating_duration_since(setup_done),
             encode: first_logits.saturating_duration_since(enc_start),
             decode: done.saturating_duration_since(first_logits),
+            request: Duration::ZERO,
             total: done - started,
         };
         let transcript = Transcript {

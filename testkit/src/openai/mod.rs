@@ -1,18 +1,23 @@
 //! [`FakeOpenAi`]: a local server speaking the OpenAI HTTP API as documented, for tests.
 //!
-//! Today it serves `POST /v1/chat/completions` (streaming SSE and plain JSON) from scripted
-//! [`ChatReply`]s. Each endpoint lives in its own module and adds its routes in
-//! [`FakeOpenAi::router`]; `/v1/audio/transcriptions` and `/v1/audio/speech` will join the
-//! same way, sharing the request log.
+//! It serves `POST /v1/chat/completions` (streaming SSE and plain JSON) from scripted
+//! [`ChatReply`]s, and `POST /v1/audio/transcriptions` / `POST /v1/audio/speech` from
+//! scripted [`TranscriptionReply`]s and [`SpeechReply`]s (see [`audio`] for the formats).
+//! Each endpoint lives in its own module and adds its routes in [`FakeOpenAi::router`]; all
+//! share the request log.
 
+pub mod audio;
 mod chat;
+mod multipart;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::post;
 
+pub use audio::{SPEECH_SAMPLE_RATE, SpeechReply, TranscriptionReply, speech_signal};
 pub use chat::{ChatReply, ChatReplySpec, ToolCallSpec};
 
 /// A running fake. Dropping it stops the server.
@@ -30,7 +35,9 @@ pub struct RecordedRequest {
     pub path: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
-    /// The JSON body.
+    /// The JSON body; for a multipart upload, an object of its text fields, with `file` as
+    /// `{filename, content_type, bytes, wav: {format_tag, channels, sample_rate,
+    /// bits_per_sample, frames}}` (`wav` only for a well-formed WAV file).
     pub body: serde_json::Value,
 }
 
@@ -45,6 +52,11 @@ struct State {
     queue: std::collections::VecDeque<ChatReply>,
     matchers: Vec<(String, ChatReply)>,
     requests: Vec<RecordedRequest>,
+    transcriptions: std::collections::VecDeque<TranscriptionReply>,
+    transcription_default: Option<TranscriptionReply>,
+    speech: std::collections::VecDeque<SpeechReply>,
+    /// When set, the audio endpoints answer 401 to any other bearer.
+    api_key: Option<String>,
 }
 
 impl Shared {
@@ -74,6 +86,12 @@ impl FakeOpenAi {
     fn router(shared: Arc<Shared>) -> Router {
         Router::new()
             .route("/v1/chat/completions", post(chat::handle))
+            .route(
+                "/v1/audio/transcriptions",
+                // OpenAI's upload limit.
+                post(audio::transcriptions).layer(DefaultBodyLimit::max(25 << 20)),
+            )
+            .route("/v1/audio/speech", post(audio::speech))
             .with_state(shared)
     }
 
@@ -109,6 +127,26 @@ impl FakeOpenAi {
     /// Replies still queued.
     pub fn pending(&self) -> usize {
         self.shared.lock().queue.len()
+    }
+
+    /// Queues the answer to the next transcription request.
+    pub fn enqueue_transcription(&self, reply: TranscriptionReply) {
+        self.shared.lock().transcriptions.push_back(reply);
+    }
+
+    /// Answers transcription requests with `reply` whenever the queue is empty.
+    pub fn set_default_transcription(&self, reply: TranscriptionReply) {
+        self.shared.lock().transcription_default = Some(reply);
+    }
+
+    /// Queues the answer to the next speech request (without one: [`speech_signal`]).
+    pub fn enqueue_speech(&self, reply: SpeechReply) {
+        self.shared.lock().speech.push_back(reply);
+    }
+
+    /// Makes the audio endpoints answer 401 unless the bearer is `key`.
+    pub fn require_api_key(&self, key: &str) {
+        self.shared.lock().api_key = Some(key.to_owned());
     }
 }
 

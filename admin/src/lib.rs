@@ -12,6 +12,7 @@ mod error;
 mod health;
 mod messages;
 pub mod metrics;
+mod trunks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
 pub use error::ApiError;
+pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
 
 /// Shared state of the HTTP handlers.
 #[derive(Clone)]
@@ -30,6 +32,8 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Clock for `last_used_at` and the like; injectable for tests.
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
+    /// The SIP trunks' live state (GET /v1/trunks); `None` without a SIP side.
+    pub trunks: Option<Arc<dyn TrunkDirectory>>,
 }
 
 impl AppState {
@@ -42,7 +46,14 @@ impl AppState {
             store,
             metrics,
             clock: Arc::new(unix_ms_now),
+            trunks: None,
         }
+    }
+
+    /// Serves the trunks' state from `directory`.
+    pub fn with_trunks(mut self, directory: Arc<dyn TrunkDirectory>) -> Self {
+        self.trunks = Some(directory);
+        self
     }
 
     pub(crate) fn now_ms(&self) -> i64 {
@@ -70,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks", get(messages::list_callbacks))
         .route("/callbacks/{id}/done", post(messages::mark_callback_done))
         .route("/customers", get(customers::by_phone))
+        .route("/trunks", get(trunks::list))
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

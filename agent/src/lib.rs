@@ -11,4 +11,5 @@ pub mod config;
 mod logging;
 mod serve;
 mod shutdown;
+pub mod trunks;
 mod wiring;

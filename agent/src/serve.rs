@@ -34,7 +34,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(cfg.admin.listen)
         .await
         .with_context(|| format!("cannot listen on admin.listen = {}", cfg.admin.listen))?;
-    let (sip, inbound) = sip::driver::start(wiring::sip_driver_config(&cfg))
+    let (sip, inbound) = sip::driver::start(wiring::sip_driver_config(&cfg)?)
         .await
         .with_context(|| format!("sip.listen = {}", cfg.sip.listen))?;
     tracing::info!(
@@ -46,7 +46,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = admin::router(admin::AppState::new(store.clone(), metrics));
+    let app = admin::router(
+        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
+    );
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
     let cfg = Arc::new(cfg);
     let runtime = CallRuntime {
@@ -64,6 +66,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut calls =
         tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));
     let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
+    let trunk_metrics = tokio::spawn(crate::trunks::export_metrics(sip.clone(), stop_rx.clone()));
 
     tokio::select! {
         () = crate::shutdown::signal() => {}
@@ -87,11 +90,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!("calls did not finish in time");
         calls.abort();
     }
+    // Registrars keep routing calls to us until the binding expires; remove it now.
+    if !sip.unregister_all(Duration::from_secs(2)).await {
+        tracing::warn!("some trunks did not confirm unregistration");
+    }
     match tokio::time::timeout(Duration::from_secs(2), &mut http).await {
         Ok(res) => res.context("admin server task")?.context("admin server")?,
         Err(_) => http.abort(),
     }
     stats.abort();
+    trunk_metrics.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -92,27 +92,37 @@ pub fn vad(cfg: &Config) -> anyhow::Result<(audio::VadKind, audio::vad::VadOptio
     Ok((kind, options))
 }
 
-/// The SIP driver's settings.
-pub fn sip_driver_config(cfg: &Config) -> sip::driver::DriverConfig {
+/// The SIP driver's settings: listen address, codecs, admission limits and trunks.
+pub fn sip_driver_config(cfg: &Config) -> anyhow::Result<sip::driver::DriverConfig> {
     let mut endpoint = sip::Config::new(cfg.sip.listen);
     endpoint.user_agent = cfg.sip.user_agent.clone();
-    endpoint.codecs = cfg
-        .sip
-        .codecs
-        .iter()
-        .filter_map(|c| match c.to_ascii_uppercase().as_str() {
-            "PCMU" => Some(sip::sdp::Codec::pcmu()),
-            "PCMA" => Some(sip::sdp::Codec::pcma()),
-            _ => None,
-        })
-        .collect();
-    sip::driver::DriverConfig {
+    endpoint.codecs = crate::trunks::codecs(&cfg.sip.codecs);
+    endpoint.allowed_sources = crate::trunks::allowed_sources(cfg);
+    endpoint.rate_limit = (cfg.sip.rate_limit_per_sec > 0).then(|| sip::RateLimit {
+        per_second: f64::from(cfg.sip.rate_limit_per_sec),
+        burst: cfg.sip.rate_limit_burst,
+        ..sip::RateLimit::default()
+    });
+    endpoint.max_concurrent_calls = Some(cfg.call.max_concurrent as usize);
+    let external_ip = if cfg.sip.external_address.is_empty() {
+        None
+    } else {
+        Some(
+            cfg.sip
+                .external_address
+                .parse()
+                .context("sip.external_address: not an IP address")?,
+        )
+    };
+    Ok(sip::driver::DriverConfig {
         listen: cfg.sip.listen,
-        external_ip: cfg.sip.external_address.parse().ok(),
+        external_ip,
         rtp_ports: cfg.sip.rtp_port_min..=cfg.sip.rtp_port_max,
         endpoint,
         inbound_queue: 64,
-    }
+        tcp: cfg.sip.tcp,
+        trunks: crate::trunks::driver_trunks(cfg)?,
+    })
 }
 
 /// Per-call data services over the store.

@@ -5,6 +5,7 @@
 
 mod load;
 mod secret;
+mod trunks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
+pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
@@ -32,6 +34,12 @@ pub struct Config {
     pub llm: LlmConfig,
     pub flows: FlowsConfig,
     pub crm: CrmConfig,
+    /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
+    #[serde(
+        deserialize_with = "trunks::unique_names",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub trunks: Vec<TrunkConfig>,
 }
 
 /// This daemon instance.
@@ -135,6 +143,14 @@ pub struct SipConfig {
     pub codecs: Vec<String>,
     /// User-Agent / Server header value.
     pub user_agent: String,
+    /// Also take SIP over TCP on the `listen` port, and use TCP when a request is too large
+    /// for UDP or a trunk says `transport = "tcp"`.
+    pub tcp: bool,
+    /// Per-source-IP request rate limit (requests per second; 0: off). Trunk sources
+    /// (`trunks[].allowed_sources`) are exempt; excess requests are dropped and counted.
+    pub rate_limit_per_sec: u32,
+    /// Requests a source may send in a burst above the rate.
+    pub rate_limit_burst: u32,
 }
 
 impl Default for SipConfig {
@@ -146,6 +162,9 @@ impl Default for SipConfig {
             rtp_port_max: 30000,
             codecs: vec!["PCMU".to_owned(), "PCMA".to_owned()],
             user_agent: concat!("agent/", env!("CARGO_PKG_VERSION")).to_owned(),
+            tcp: true,
+            rate_limit_per_sec: 0,
+            rate_limit_burst: 50,
         }
     }
 }
@@ -178,24 +197,39 @@ impl Default for CallConfig {
     }
 }
 
-/// Turn detection.
+/// Turn detection: when has the caller finished? The wait after the caller's last voiced
+/// frame depends on what they said so far (an interim transcript taken at the first pause).
+/// These are the free-speech waits; yes/no and digits nodes use shorter and longer ones.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TurnConfig {
-    /// Silence after the caller's last voiced frame before the turn is considered over.
-    pub end_silence_ms: u32,
     /// Voiced audio needed before it counts as speech (filters clicks and coughs).
     pub min_speech_ms: u32,
-    /// Caller speech over the agent for this long stops the agent (barge-in).
+    /// Silence that counts as a pause: the turn so far is transcribed then.
+    pub pause_ms: u32,
+    /// Wait after a complete-sounding transcript ("I'd like my balance.").
+    pub complete_wait_ms: u32,
+    /// Wait after an open-ended transcript, and when there is none.
+    pub end_silence_ms: u32,
+    /// Wait after an unfinished-sounding transcript ("I'm calling about…", "… and").
+    pub incomplete_wait_ms: u32,
+    /// Longest wait in any case.
+    pub max_wait_ms: u32,
+    /// Caller speech over the agent for this long pauses the agent (barge-in); the words then
+    /// decide between stopping (a request), resuming (noise, "mm-hm").
     pub barge_in_min_ms: u32,
 }
 
 impl Default for TurnConfig {
     fn default() -> Self {
         Self {
-            end_silence_ms: 500,
             min_speech_ms: 100,
-            barge_in_min_ms: 200,
+            pause_ms: 200,
+            complete_wait_ms: 200,
+            end_silence_ms: 700,
+            incomplete_wait_ms: 1600,
+            max_wait_ms: 3000,
+            barge_in_min_ms: 100,
         }
     }
 }

@@ -12,6 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Config, ConfigError, Override};
 
 mod accounts;
+mod chat;
+mod customers;
+mod flows;
 mod models;
 
 pub use accounts::{KeysCommand, TenantsCommand};
@@ -60,6 +63,14 @@ pub enum Command {
     /// Manage speech models
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Validate flows and run their conversation tests
+    #[command(subcommand)]
+    Flows(flows::FlowsCommand),
+    /// Talk to a flow from the terminal: lines are caller speech, #5 presses keys, /quit ends
+    Chat(chat::ChatArgs),
+    /// Manage the customer cache
+    #[command(subcommand)]
+    Customers(customers::CustomersCommand),
 }
 
 #[derive(Debug, Args)]
@@ -141,6 +152,9 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Tenants(cmd) => accounts::tenants(cmd, &cfg).await,
         Command::Keys(cmd) => accounts::keys(cmd, &cfg).await,
         Command::Models(cmd) => models::run(cmd, &cfg).await,
+        Command::Flows(cmd) => flows::run(cmd, &cfg).await,
+        Command::Chat(args) => chat::run(args, &cfg).await,
+        Command::Customers(cmd) => customers::run(cmd, &cfg).await,
     }
 }
 

@@ -1,7 +1,9 @@
 //! Running the real `agent` binary in tests: temp config/database, free ports, HTTP checks.
 #![allow(dead_code)]
 
+pub mod admin;
 pub mod peers;
+pub mod sipp;
 pub mod speech;
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -111,9 +111,12 @@ fn baresip_call_is_answered_transcribed_answered_and_hung_up() {
     }
     let e2e = latency["e2e_ms"].as_i64().unwrap();
     let eot = latency["eot_ms"].as_i64().unwrap();
+    // The endpointer waits at least turn.complete_wait_ms (200) after the last voiced frame
+    // (less one 20 ms frame of VAD granularity), and never longer than the unfinished-sentence
+    // wait (1.6 s) plus a frame.
     assert!(
-        eot >= 480,
-        "the end-of-turn wait is 500 ms of silence: {eot}"
+        (180..=1620).contains(&eot),
+        "end of turn {eot} ms after the last voiced frame"
     );
     assert!(e2e >= eot, "{latency}");
 
@@ -221,5 +224,47 @@ fn caller_hanging_up_mid_reply_stops_the_agent() {
     assert!(
         frames_sent * 20 <= heard_ms + 500,
         "sent {frames_sent} frames for a {heard_ms} ms call"
+    );
+}
+
+#[test]
+fn missing_stt_model_is_named_at_start_and_callers_are_told_to_call_back() {
+    let missing = "/nonexistent/models/ggml-missing.bin";
+    let env = Env::new(&format!("[stt]\nmodel = \"{missing}\"\n"));
+    let key = admin_key(&env);
+    let daemon = env.serve();
+    let log = daemon.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("speech recognition unavailable") && l.contains(missing)),
+        "the start-up error names the model path:\n{log}"
+    );
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("caller.wav");
+    padded_clip(&fixture("balance_question_8k.wav"), &clip, 1.0, 20.0);
+    let target = format!("sip:agent@{}", env.sip);
+    let mut phone = Baresip::dial(
+        work.path(),
+        "alice",
+        &target,
+        &clip,
+        Duration::from_secs(30),
+    );
+    phone.wait(Duration::from_secs(40));
+    assert!(phone.log().contains("Call established"), "{}", phone.log());
+
+    let call = ended_call(&daemon, &key);
+    assert!(call["answered_at"].is_i64(), "answered: {call:#}");
+    assert_eq!(call["end_reason"], "stt_unavailable", "{call:#}");
+    let (heard, _) = phone.recordings();
+    let heard = Recording::read(&heard);
+    assert!(
+        heard.voiced_seconds(-35.0) > 1.0,
+        "the caller heard the apology"
+    );
+    let heard_text = transcribe(&heard.to_16k(0, 15_000)).to_lowercase();
+    assert!(
+        heard_text.contains("call") || heard_text.contains("sorry"),
+        "heard: {heard_text}"
     );
 }

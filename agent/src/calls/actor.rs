@@ -2,23 +2,26 @@
 //!
 //! Inputs arrive as messages (leg events, dialog outputs, finished STT/TTS jobs, timers) in one
 //! `select!`; handlers mutate `&mut self` and never block. Blocking model work runs on the
-//! blocking pool and reports back as a finished join handle.
+//! blocking pool and reports back as a finished join handle. Hearing (interim and final
+//! transcripts, barge-in decisions) is in `hearing.rs`, as a second `impl Actor` block.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use audio::endpoint::TurnMode;
 use dialogs::{CallAction, CallerInput, ReplyEvent, TurnSettings, TurnSummary};
 use speech::Pcm;
-use store::{Turn, TurnLatency};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::dialog::{Dialog, DialogCommand, DialogOutput};
+use super::exchange::Exchange;
+use super::hearing::{Hearing, SttResult};
 use super::leg::{CallLeg, LegEvent};
-use super::listen::{Heard, ListenConfig, Listener};
+use super::listen::Listener;
 use super::playback::PlaybackLog;
 use super::recorder::{Record, Recorder};
-use super::speech::{SpeechEngines, SpeechError, TimedTranscript};
+use super::speech::{SpeechEngines, SpeechError};
 use crate::clock::now_ms;
 
 /// Said when speech recognition is unavailable (model missing): the call is answered, the
@@ -32,7 +35,7 @@ const TIME_LIMIT: &str =
 /// Per-call settings the actor needs.
 #[derive(Debug, Clone)]
 pub struct ActorConfig {
-    pub listen: ListenConfig,
+    /// Caller speech over the agent for this long pauses the agent (barge-in).
     pub barge_in_min_ms: u32,
     pub silence_timeout: Duration,
     pub max_duration: Duration,
@@ -70,8 +73,7 @@ pub async fn run(
         reply_finished: true,
         sentences: VecDeque::new(),
         tts_job: None,
-        stt_job: None,
-        waiting_utterances: VecDeque::new(),
+        hearing: Hearing::default(),
         log: PlaybackLog::default(),
         turn: None,
         seq: 0,
@@ -82,16 +84,16 @@ pub async fn run(
     actor.run().await
 }
 
-struct Actor {
+pub(super) struct Actor {
     /// Daemon shutdown after the grace period: hang up at once.
     stop: watch::Receiver<bool>,
     stopping: bool,
     started: Instant,
-    leg: CallLeg,
+    pub(super) leg: CallLeg,
     dialog: Dialog,
-    listener: Listener,
-    engines: SpeechEngines,
-    recorder: Recorder,
+    pub(super) listener: Listener,
+    pub(super) engines: SpeechEngines,
+    pub(super) recorder: Recorder,
     config: ActorConfig,
     settings: Option<TurnSettings>,
     /// The reply being produced or played; outputs of other replies are stale.
@@ -100,91 +102,23 @@ struct Actor {
     /// Sentences waiting for synthesis, in order.
     sentences: VecDeque<String>,
     tts_job: Option<(String, JoinHandle<Result<Pcm, SpeechError>>)>,
-    stt_job: Option<(
-        PendingTurn,
-        JoinHandle<Result<TimedTranscript, SpeechError>>,
-    )>,
-    /// Utterances (with their audio) that ended while a transcription was running.
-    waiting_utterances: VecDeque<(PendingTurn, Vec<i16>)>,
+    pub(super) hearing: Hearing,
     log: PlaybackLog,
     /// The exchange in progress (caller turn or greeting).
-    turn: Option<TurnTimes>,
+    pub(super) turn: Option<Exchange>,
     seq: i64,
     /// Set when the flow (or a limit) ends the call: hang up once playback is done.
-    ending: Option<String>,
+    pub(super) ending: Option<String>,
     hangup_sent: bool,
     /// Since when neither side has spoken (for `call.silence_timeout_secs`).
-    quiet_since: Instant,
-}
-
-/// One caller utterance between end-of-turn and its transcript.
-#[derive(Debug)]
-struct PendingTurn {
-    last_voiced: Instant,
-    decided: Instant,
-}
-
-/// Timings of one exchange, measured at the RTP boundary.
-#[derive(Debug, Clone)]
-struct TurnTimes {
-    seq: i64,
-    started_at: i64,
-    caller_text: Option<String>,
-    last_voiced: Option<Instant>,
-    decided: Option<Instant>,
-    stt_done: Option<Instant>,
-    first_sentence: Option<Instant>,
-    first_audio: Option<Instant>,
-    first_rtp: Option<Instant>,
-    interrupted: bool,
-    agent_text: String,
-}
-
-impl TurnTimes {
-    fn new(seq: i64) -> Self {
-        Self {
-            seq,
-            started_at: now_ms(),
-            caller_text: None,
-            last_voiced: None,
-            decided: None,
-            stt_done: None,
-            first_sentence: None,
-            first_audio: None,
-            first_rtp: None,
-            interrupted: false,
-            agent_text: String::new(),
-        }
-    }
-
-    fn to_turn(&self, call_id: &str) -> Turn {
-        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
-            (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_millis() as i64),
-            _ => None,
-        };
-        Turn {
-            call_id: call_id.to_owned(),
-            seq: self.seq,
-            started_at: self.started_at,
-            caller_text: self.caller_text.clone(),
-            agent_text: (!self.agent_text.is_empty()).then(|| self.agent_text.clone()),
-            interrupted: self.interrupted,
-            latency: TurnLatency {
-                eot_ms: ms(self.last_voiced, self.decided),
-                stt_ms: ms(self.decided, self.stt_done),
-                llm_ms: ms(self.stt_done, self.first_sentence),
-                tts_ms: ms(self.first_sentence, self.first_audio),
-                e2e_ms: ms(self.last_voiced, self.first_rtp),
-            },
-        }
-    }
+    pub(super) quiet_since: Instant,
 }
 
 /// One input to the actor's loop.
 enum Input {
     Leg(LegEvent),
     Dialog(Option<DialogOutput>),
-    Transcript(Result<Result<TimedTranscript, SpeechError>, tokio::task::JoinError>),
+    Transcript(SttResult),
     Speech(Result<Result<Pcm, SpeechError>, tokio::task::JoinError>),
     Silence,
     Stop,
@@ -214,8 +148,11 @@ async fn sleep_until(at: Option<Instant>) {
 impl Actor {
     async fn run(&mut self) -> Outcome {
         self.recorder.record(Record::Answered { at: now_ms() });
-        self.recorder.event("answered", serde_json::json!({}));
-        self.turn = Some(TurnTimes::new(0));
+        self.recorder.event(
+            "answered",
+            serde_json::json!({ "codec": self.leg.codec_name() }),
+        );
+        self.turn = Some(Exchange::new(0));
         if let Err(e) = self.engines.stt_available() {
             tracing::error!(error = %e, "answering without speech recognition");
             self.recorder.event(
@@ -236,7 +173,7 @@ impl Actor {
             let input = tokio::select! {
                 event = self.leg.next() => Input::Leg(event),
                 output = self.dialog.outputs.recv() => Input::Dialog(output),
-                result = join(&mut self.stt_job) => Input::Transcript(result),
+                result = self.hearing.next_result() => Input::Transcript(result),
                 result = join(&mut self.tts_job) => Input::Speech(result),
                 () = sleep_until(silence_at) => Input::Silence,
                 () = stopped(&mut self.stop), if !self.stopping => Input::Stop,
@@ -250,10 +187,7 @@ impl Actor {
                 }
                 Input::Dialog(Some(output)) => self.on_dialog(output).await,
                 Input::Dialog(None) => self.end_with("dialog_failed"),
-                Input::Transcript(result) => {
-                    let pending = self.stt_job.take().map(|(p, _)| p);
-                    self.on_transcript(pending, result).await;
-                }
+                Input::Transcript(result) => self.on_stt_result(result).await,
                 Input::Speech(result) => {
                     let text = self.tts_job.take().map(|(t, _)| t).unwrap_or_default();
                     self.on_speech(text, result);
@@ -265,10 +199,9 @@ impl Actor {
                     self.end_with("daemon_shutdown");
                 }
                 Input::TimeLimit => {
-                    self.recorder.event(
-                        "max_duration",
-                        serde_json::json!({ "secs": self.config.max_duration.as_secs() }),
-                    );
+                    let secs = self.config.max_duration.as_secs();
+                    self.recorder
+                        .event("max_duration", serde_json::json!({ "secs": secs }));
                     self.interrupt_reply().await;
                     self.say_and_end(TIME_LIMIT, "max_duration");
                 }
@@ -280,30 +213,11 @@ impl Actor {
     /// Handles a leg event; returns the end reason when the call is over.
     async fn on_leg(&mut self, event: LegEvent) -> Option<String> {
         match event {
-            LegEvent::Audio { pcm, arrived } => match self.listener.push(&pcm, arrived) {
-                Heard::Nothing => {
-                    if self.listener.in_utterance() {
-                        self.quiet_since = Instant::now();
-                        self.maybe_barge_in().await;
-                    }
-                }
-                Heard::SpeechStarted => {
-                    self.quiet_since = Instant::now();
-                    self.maybe_barge_in().await;
-                }
-                Heard::TurnEnded {
-                    pcm,
-                    last_voiced,
-                    voiced_ms,
-                } => {
-                    let pending = PendingTurn {
-                        last_voiced,
-                        decided: Instant::now(),
-                    };
-                    tracing::debug!(voiced_ms, samples = pcm.len(), "caller turn ended");
-                    self.transcribe(pending, pcm);
-                }
-            },
+            LegEvent::Audio { pcm, arrived } => {
+                let heard = self.listener.push(&pcm, arrived, false);
+                self.on_heard(heard).await;
+                self.maybe_pause_for_barge_in(self.config.barge_in_min_ms);
+            }
             LegEvent::Dtmf(digit) => {
                 self.recorder
                     .event("dtmf", serde_json::json!({ "digit": digit.to_string() }));
@@ -344,34 +258,34 @@ impl Actor {
 
     async fn on_dialog(&mut self, output: DialogOutput) {
         match output {
-            DialogOutput::Event { reply, event } if Some(reply) == self.reply => {
-                match event {
-                    ReplyEvent::Sentence(text) => {
-                        if let Some(turn) = self.turn.as_mut() {
-                            turn.first_sentence.get_or_insert_with(Instant::now);
-                        }
-                        self.sentences.push_back(text);
-                        self.next_synthesis();
+            DialogOutput::Event { reply, event } if Some(reply) == self.reply => match event {
+                ReplyEvent::Sentence(text) => {
+                    if let Some(turn) = self.turn.as_mut() {
+                        turn.first_sentence.get_or_insert_with(Instant::now);
                     }
-                    ReplyEvent::Action(CallAction::EndCall { reason }) => {
-                        self.recorder
-                            .event("flow_end", serde_json::json!({ "reason": reason }));
-                        self.ending.get_or_insert(if reason.is_empty() {
-                            "flow_completed".to_owned()
-                        } else {
-                            reason
-                        });
-                    }
-                    ReplyEvent::Action(CallAction::Transfer { to, name }) => {
-                        // Transfers need SIP REFER (trunk work); until then the flow hears it failed.
-                        self.recorder.event("transfer_failed", serde_json::json!({ "to": to, "name": name, "reason": "not_supported" }));
-                        self.reply = Some(self.dialog.send(DialogCommand::TransferFailed).await);
-                        self.reply_finished = false;
-                    }
-                    ReplyEvent::Done(summary) => self.on_summary(&summary),
-                    _ => {}
+                    self.sentences.push_back(text);
+                    self.next_synthesis();
                 }
-            }
+                ReplyEvent::Action(CallAction::EndCall { reason }) => {
+                    self.recorder
+                        .event("flow_end", serde_json::json!({ "reason": reason }));
+                    self.ending.get_or_insert(if reason.is_empty() {
+                        "flow_completed".to_owned()
+                    } else {
+                        reason
+                    });
+                }
+                ReplyEvent::Action(CallAction::Transfer { to, name }) => {
+                    // Transfers need SIP REFER (trunk work); until then the flow hears it failed.
+                    let detail =
+                        serde_json::json!({ "to": to, "name": name, "reason": "not_supported" });
+                    self.recorder.event("transfer_failed", detail);
+                    self.reply = Some(self.dialog.send(DialogCommand::TransferFailed).await);
+                    self.reply_finished = false;
+                }
+                ReplyEvent::Done(summary) => self.on_summary(&summary),
+                _ => {}
+            },
             DialogOutput::Finished { reply, settings } => {
                 if Some(reply) == self.reply {
                     self.reply_finished = true;
@@ -383,7 +297,7 @@ impl Actor {
     }
 
     /// Writes the current exchange as it stands (called at each milestone).
-    fn save_turn(&self) {
+    pub(super) fn save_turn(&self) {
         if let Some(turn) = &self.turn {
             self.recorder
                 .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
@@ -391,7 +305,17 @@ impl Actor {
     }
 
     fn apply_settings(&mut self, settings: TurnSettings) {
+        self.listener.set_mode(match settings.endpointing {
+            dialogs::flow::Endpointing::Digits => TurnMode::Digits,
+            dialogs::flow::Endpointing::YesNo => TurnMode::YesNo,
+            _ => TurnMode::FreeSpeech,
+        });
         self.settings = Some(settings);
+    }
+
+    /// Whether the caller may talk over the agent now.
+    pub(super) fn barge_in_allowed(&self) -> bool {
+        self.settings.is_none_or(|s| s.barge_in) && self.ending.is_none()
     }
 
     fn on_summary(&mut self, summary: &TurnSummary) {
@@ -458,15 +382,12 @@ impl Actor {
                         self.log.push(&text, first, frames);
                         if let Some(turn) = self.turn.as_mut() {
                             turn.first_audio.get_or_insert_with(Instant::now);
-                            if !turn.agent_text.is_empty() {
-                                turn.agent_text.push(' ');
-                            }
-                            turn.agent_text.push_str(&text);
+                            turn.append_agent_text(&text);
                         }
-                        self.save_turn();
-                        if self.settings.is_some_and(|s| !s.barge_in) {
+                        if !self.barge_in_allowed() && self.ending.is_none() {
                             self.listener.set_open(false);
                         }
+                        self.save_turn();
                     }
                     Err(e) => tracing::error!(error = %e, "cannot play synthesized speech"),
                 }
@@ -482,103 +403,37 @@ impl Actor {
         self.next_synthesis();
     }
 
-    fn transcribe(&mut self, pending: PendingTurn, pcm: Vec<i16>) {
-        if self.ending.is_some() {
-            return;
-        }
-        if self.stt_job.is_some() {
-            // One transcription per call at a time keeps turns in order.
-            self.waiting_utterances.push_back((pending, pcm));
-            return;
-        }
-        let engines = self.engines.clone();
-        let handle = tokio::spawn(async move { engines.transcribe(pcm, None).await });
-        self.stt_job = Some((pending, handle));
-    }
-
-    async fn on_transcript(
-        &mut self,
-        pending: Option<PendingTurn>,
-        result: Result<Result<TimedTranscript, SpeechError>, tokio::task::JoinError>,
-    ) {
-        let stt_done = Instant::now();
-        match (pending, result) {
-            (Some(pending), Ok(Ok(timed))) => {
-                let t = &timed.transcript;
-                self.recorder.record(Record::Usage {
-                    kind: "stt_audio_ms",
-                    quantity: t.audio.as_millis() as i64,
-                    unit: "ms",
-                    at: now_ms(),
-                });
-                metrics::histogram!("agent_stt_seconds").record(t.timings.total.as_secs_f64());
-                let text = clean_transcript(&t.text);
-                if text.is_empty() {
-                    // Noise or a cough: not a turn. The agent's reply (if any) goes on.
-                    self.recorder
-                        .event("no_speech", serde_json::json!({ "raw": t.text }));
-                } else if self.ending.is_none() {
-                    self.interrupt_reply().await;
-                    self.start_turn(Some(text.clone()), Some((pending, stt_done)));
-                    self.send_turn(CallerInput::Speech(text)).await;
-                }
-            }
-            (_, Ok(Err(e))) => {
-                tracing::error!(error = %e, "transcription failed");
-                self.recorder
-                    .event("stt_error", serde_json::json!({ "error": e.to_string() }));
-            }
-            (_, Err(e)) => tracing::error!(error = %e, "transcription task failed"),
-            (None, Ok(Ok(_))) => {}
-        }
-        if let Some((pending, pcm)) = self.waiting_utterances.pop_front() {
-            self.transcribe(pending, pcm);
-        }
-    }
-
     /// Opens a new exchange: the caller said `caller_text` (or pressed a key, or was silent).
-    fn start_turn(&mut self, caller_text: Option<String>, timing: Option<(PendingTurn, Instant)>) {
+    pub(super) fn start_turn(
+        &mut self,
+        caller_text: Option<String>,
+        timing: Option<(Instant, Instant, Instant)>,
+    ) {
         self.save_turn();
         self.seq += 1;
-        let mut turn = TurnTimes::new(self.seq);
+        let mut turn = Exchange::new(self.seq);
         turn.caller_text = caller_text;
-        if let Some((pending, stt_done)) = timing {
-            turn.last_voiced = Some(pending.last_voiced);
-            turn.decided = Some(pending.decided);
-            turn.stt_done = Some(stt_done);
-        } else {
-            turn.stt_done = Some(Instant::now());
+        match timing {
+            Some((last_voiced, decided, stt_done)) => {
+                turn.last_voiced = Some(last_voiced);
+                turn.decided = Some(decided);
+                turn.stt_done = Some(stt_done);
+            }
+            None => turn.stt_done = Some(Instant::now()),
         }
-        self.recorder
-            .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
         self.turn = Some(turn);
+        self.save_turn();
     }
 
-    async fn send_turn(&mut self, input: CallerInput) {
+    pub(super) async fn send_turn(&mut self, input: CallerInput) {
         self.log.clear();
         self.reply = Some(self.dialog.send(DialogCommand::Turn(input)).await);
         self.reply_finished = false;
     }
 
-    /// Barge-in: the caller has spoken long enough over the agent.
-    async fn maybe_barge_in(&mut self) {
-        let allowed = self.settings.is_none_or(|s| s.barge_in) && self.ending.is_none();
-        if allowed
-            && self.leg.is_playing()
-            && self.listener.voiced_ms() >= self.config.barge_in_min_ms
-        {
-            self.recorder.event(
-                "barge_in",
-                serde_json::json!({ "voiced_ms": self.listener.voiced_ms() }),
-            );
-            metrics::counter!("agent_barge_ins_total").increment(1);
-            self.interrupt_reply().await;
-        }
-    }
-
-    /// Stops the current reply: playback cut, queued sentences dropped, the dialog told what
-    /// was heard, and the turn stored as interrupted.
-    async fn interrupt_reply(&mut self) {
+    /// Stops the current reply for good: playback cut, queued sentences dropped, the dialog
+    /// told what was heard, and the turn stored as interrupted.
+    pub(super) async fn interrupt_reply(&mut self) {
         let playing = self.leg.is_playing() || !self.sentences.is_empty() || self.tts_job.is_some();
         if !playing && self.reply_finished {
             return;
@@ -593,9 +448,8 @@ impl Actor {
         if let Some(turn) = self.turn.as_mut() {
             turn.interrupted = true;
             turn.agent_text = heard.clone();
-            self.recorder
-                .record(Record::Turn(turn.to_turn(self.recorder.call_id())));
         }
+        self.save_turn();
         self.dialog
             .send(DialogCommand::Interrupt { spoken: heard })
             .await;
@@ -623,9 +477,8 @@ impl Actor {
     fn silence_deadline(&self) -> Option<Instant> {
         let idle = self.ending.is_none()
             && !self.leg.is_playing()
-            && !self.listener.in_utterance()
-            && self.stt_job.is_none()
-            && self.waiting_utterances.is_empty()
+            && !self.listener.in_turn()
+            && self.hearing.is_idle()
             && self.reply_finished
             && self.sentences.is_empty()
             && self.tts_job.is_none();
@@ -634,10 +487,9 @@ impl Actor {
 
     async fn on_silence(&mut self) {
         self.quiet_since = Instant::now();
-        self.recorder.event(
-            "silence",
-            serde_json::json!({ "secs": self.config.silence_timeout.as_secs() }),
-        );
+        let secs = self.config.silence_timeout.as_secs();
+        self.recorder
+            .event("silence", serde_json::json!({ "secs": secs }));
         self.start_turn(None, None);
         self.send_turn(CallerInput::Silence).await;
     }
@@ -660,6 +512,7 @@ impl Actor {
         self.recorder.event(
             "media",
             serde_json::json!({
+                "codec": self.leg.codec_name(),
                 "packets_received": media.packets_received,
                 "packets_from_other_sources": media.packets_from_other_sources,
                 "frames_sent": media.frames_sent,
@@ -683,45 +536,5 @@ impl Actor {
             end_reason: reason,
             turns: self.seq,
         }
-    }
-}
-
-/// Whisper marks non-speech as `[BLANK_AUDIO]`, `(music)`, `*cough*`…; those are not words.
-fn clean_transcript(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut depth = 0i32;
-    let mut starred = false;
-    for c in text.chars() {
-        match c {
-            '[' | '(' => depth += 1,
-            ']' | ')' => depth = (depth - 1).max(0),
-            '*' => starred = !starred,
-            _ if depth == 0 && !starred => out.push(c),
-            _ => {}
-        }
-    }
-    let out = out.trim();
-    if out.chars().any(char::is_alphanumeric) {
-        out.to_owned()
-    } else {
-        String::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::clean_transcript;
-
-    #[test]
-    fn non_speech_markers_are_not_words() {
-        assert_eq!(clean_transcript(" [BLANK_AUDIO]"), "");
-        assert_eq!(clean_transcript("(music) "), "");
-        assert_eq!(clean_transcript(" ..."), "");
-        assert_eq!(
-            clean_transcript(" Hi, I'd like my balance."),
-            "Hi, I'd like my balance."
-        );
-        assert_eq!(clean_transcript("[noise] Yes."), "Yes.");
-        assert_eq!(clean_transcript("*cough* No thanks."), "No thanks.");
     }
 }

@@ -2,12 +2,17 @@
 //! PCM in (16 kHz, 20 ms frames, after jitter buffering, decoding, concealment and resampling),
 //! PCM out (any rate; resampled, framed and encoded here), and call events. The actor never
 //! sees SIP or RTP types.
+//!
+//! Playback is numbered: every frame queued by [`CallLeg::play`] gets a tag, and the pacer
+//! publishes the tag of the last frame it put on the wire. That makes "what has the caller
+//! heard" exact, and lets playback pause (barge-in) and resume where it stopped: frames handed
+//! to the pacer but not yet sent are taken back.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use audio::jitter::PushOutcome;
-use audio::{Framer, G711, JitterBuffer, JitterConfig, Playout, Plc, Resampler};
+use audio::{Codec, CodecKind, Framer, JitterBuffer, JitterConfig, Playout, Resampler};
 use sip::driver::{CallControl, CallSignal, FrameSender, MediaEvent, MediaSession};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
@@ -40,7 +45,7 @@ pub enum LegEvent {
     },
 }
 
-/// Errors the leg reports when asked to play.
+/// Why the leg cannot run or play.
 #[derive(Debug, thiserror::Error)]
 pub enum LegError {
     #[error("cannot resample {from} Hz audio: {source}")]
@@ -50,7 +55,17 @@ pub enum LegError {
         source: audio::ResampleError,
     },
     #[error("the negotiated codec {0} is not supported")]
-    Codec(String),
+    UnsupportedCodec(String),
+    #[error("codec: {0}")]
+    Codec(#[from] audio::CodecError),
+}
+
+/// A frame waiting for the pacer.
+#[derive(Debug)]
+struct Queued {
+    payload: Vec<u8>,
+    mark: Option<u64>,
+    tag: u64,
 }
 
 /// One call's media and signalling, owned by its actor.
@@ -59,25 +74,28 @@ pub struct CallLeg {
     sender: FrameSender,
     signals: mpsc::Receiver<CallSignal>,
     control: CallControl,
-    codec: G711,
+    codec: Box<dyn Codec>,
+    /// PCM rate of the codec (8 kHz G.711, 16 kHz Opus).
     codec_rate: u32,
-    samples_per_frame: usize,
     jitter: JitterBuffer,
-    plc: Plc,
-    upsample: Resampler,
+    /// `None` when the codec already decodes at the pipeline rate.
+    upsample: Option<Resampler>,
     up_out: Vec<i16>,
     framer: Framer<i16>,
     decoded: Vec<i16>,
     tick: Interval,
-    /// Audio received before the first tick of playout.
     started: bool,
     last_arrival: Instant,
-    /// Encoded frames not yet handed to the pacer, with their marks.
-    outbox: VecDeque<(Vec<u8>, Option<u64>)>,
-    /// Frames ever handed to the pacer. The pacer sends or discards each, in order, so
-    /// `sent + discarded` is the playback position in this numbering.
-    handed: u64,
-    playing: bool,
+    /// Frames not yet handed to the pacer.
+    outbox: VecDeque<Queued>,
+    /// Frames handed to the pacer whose sending is not yet confirmed (taken back on pause).
+    in_flight: VecDeque<Queued>,
+    next_tag: u64,
+    /// Playback is expected to run up to (not including) this tag.
+    play_until: u64,
+    paused: bool,
+    /// `PlaybackIdle` was reported for the current `play_until`.
+    idle_reported: bool,
     pending: VecDeque<LegEvent>,
     ended: bool,
 }
@@ -89,19 +107,30 @@ impl CallLeg {
         control: CallControl,
     ) -> Result<Self, LegError> {
         let negotiated = media.negotiated().clone();
-        let codec = G711::from_payload_type(negotiated.codec.payload_type)
-            .ok_or_else(|| LegError::Codec(negotiated.codec.name.clone()))?;
-        let codec_rate = negotiated.codec.clock_rate;
+        let kind = CodecKind::from_sdp(&negotiated.codec.name, negotiated.codec.clock_rate)
+            .ok_or_else(|| LegError::UnsupportedCodec(negotiated.codec.name.clone()))?;
+        // Opus decodes straight to the pipeline rate; G.711 is 8 kHz.
+        let codec_rate = if kind == CodecKind::Opus {
+            PIPELINE_RATE
+        } else {
+            8000
+        };
+        let codec = kind.build(codec_rate)?;
+        let upsample = if codec_rate == PIPELINE_RATE {
+            None
+        } else {
+            Some(Resampler::new(codec_rate, PIPELINE_RATE).map_err(|source| {
+                LegError::Resample {
+                    from: codec_rate,
+                    source,
+                }
+            })?)
+        };
         let ptime = negotiated.ptime_ms.clamp(10, 60);
-        let samples_per_frame = (codec_rate / 1000 * ptime) as usize;
-        let upsample =
-            Resampler::new(codec_rate, PIPELINE_RATE).map_err(|source| LegError::Resample {
-                from: codec_rate,
-                source,
-            })?;
         let mut tick = tokio::time::interval(Duration::from_millis(u64::from(ptime)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let sender = media.sender();
+        let frame_len = codec.frame_len();
         Ok(Self {
             media,
             sender,
@@ -109,26 +138,27 @@ impl CallLeg {
             control,
             codec,
             codec_rate,
-            samples_per_frame,
-            jitter: JitterBuffer::new(JitterConfig::new(codec_rate)),
-            plc: Plc::new(codec_rate),
+            jitter: JitterBuffer::new(JitterConfig::new(kind.clock_rate())),
             upsample,
             up_out: Vec::with_capacity(PIPELINE_FRAME * 2),
             framer: Framer::new(PIPELINE_FRAME),
-            decoded: vec![0; samples_per_frame],
+            decoded: vec![0; frame_len],
             tick,
             started: false,
-            last_arrival: now(),
+            last_arrival: Instant::now(),
             outbox: VecDeque::new(),
-            handed: 0,
-            playing: false,
+            in_flight: VecDeque::new(),
+            next_tag: 0,
+            play_until: 0,
+            paused: false,
+            idle_reported: true,
             pending: VecDeque::new(),
             ended: false,
         })
     }
 
-    /// The next event. Cancel-safe: every await point is a cancel-safe receive, and state is
-    /// only changed after an await completes.
+    /// The next event. Cancel-safe: every await point is a cancel-safe receive or reserve, and
+    /// state changes only after an await completes.
     pub async fn next(&mut self) -> LegEvent {
         loop {
             if let Some(ev) = self.pending.pop_front() {
@@ -137,19 +167,18 @@ impl CallLeg {
             if self.ended {
                 return std::future::pending().await;
             }
-            let front = self
-                .outbox
-                .front()
-                .map(|(payload, mark)| self.sender.frame(payload.clone(), *mark));
+            let front = match (self.paused, self.outbox.front()) {
+                (false, Some(q)) => Some(self.sender.frame(q.payload.clone(), q.mark, q.tag)),
+                _ => None,
+            };
             tokio::select! {
                 biased;
                 signal = self.signals.recv() => self.on_signal(signal),
                 media = self.media.recv() => self.on_media(media),
                 _ = self.tick.tick() => self.on_tick(),
                 sent = send_front(&self.sender, front) => {
-                    if sent {
-                        self.outbox.pop_front();
-                        self.handed += 1;
+                    if sent && let Some(q) = self.outbox.pop_front() {
+                        self.in_flight.push_back(q);
                     }
                 }
             }
@@ -157,8 +186,8 @@ impl CallLeg {
     }
 
     /// Queues `pcm` (mono, at `rate`) for playback; the first frame carries `mark`, reported
-    /// back as [`LegEvent::FrameSent`]. Returns the index of its first frame in playback
-    /// numbering (see [`CallLeg::playback_position`]) and the number of frames.
+    /// back as [`LegEvent::FrameSent`]. Returns the tag of its first frame and the number of
+    /// frames (tags are consecutive).
     pub fn play(
         &mut self,
         pcm: &[i16],
@@ -175,44 +204,75 @@ impl CallLeg {
             down.process(pcm, &mut at_codec).map_err(resample_err)?;
             down.flush(&mut at_codec).map_err(resample_err)?;
         }
-        let first = self.handed + self.outbox.len() as u64;
-        let frames = at_codec.len().div_ceil(self.samples_per_frame);
-        at_codec.resize(frames * self.samples_per_frame, 0);
-        for (i, chunk) in at_codec.chunks(self.samples_per_frame).enumerate() {
-            let mut payload = vec![0u8; chunk.len()];
-            // Sizes match by construction; a failure would only mean a silent frame.
-            let _ = self.codec.encode(chunk, &mut payload);
-            self.outbox
-                .push_back((payload, if i == 0 { mark } else { None }));
+        let frame_len = self.codec.frame_len();
+        let frames = at_codec.len().div_ceil(frame_len);
+        at_codec.resize(frames * frame_len, 0);
+        let first = self.next_tag;
+        let mut payload = vec![0u8; self.codec.max_payload_len()];
+        for (i, chunk) in at_codec.chunks(frame_len).enumerate() {
+            let n = self.codec.encode(chunk, &mut payload)?;
+            self.outbox.push_back(Queued {
+                payload: payload[..n].to_vec(),
+                mark: if i == 0 { mark } else { None },
+                tag: self.next_tag,
+            });
+            self.next_tag += 1;
         }
-        if frames > 0 {
-            self.playing = true;
-        }
+        self.play_until = self.next_tag;
+        self.idle_reported = frames == 0 && self.idle_reported;
         Ok((first, frames as u64))
     }
 
-    /// Frames the pacer has taken so far (sent or discarded), in the numbering of
-    /// [`CallLeg::play`]: frames before this index have been played or cut.
+    /// Tag of the first frame not yet played: frames before it have been heard.
     pub fn playback_position(&self) -> u64 {
-        self.sender.frames_sent() + self.sender.frames_discarded()
+        self.sender.last_sent_tag().map_or(0, |t| t + 1)
     }
 
-    /// True while queued audio has not all gone out.
+    /// True while queued audio has not all gone out (paused playback counts).
     pub fn is_playing(&self) -> bool {
-        self.playing
+        self.playback_position() < self.play_until
     }
 
-    /// Stops playback now (barge-in): drops what is queued here and in the pacer. Returns the
-    /// playback position at the cut.
+    /// True while playback is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
+    /// Pauses playback at once: frames in the pacer are discarded and taken back, so
+    /// [`CallLeg::resume`] continues exactly where the caller stopped hearing. Returns the
+    /// position (see [`CallLeg::playback_position`]).
+    pub fn pause(&mut self) -> u64 {
+        self.sender.flush();
+        self.paused = true;
+        let position = self.playback_position();
+        while let Some(q) = self.in_flight.pop_back() {
+            if q.tag >= position {
+                self.outbox.push_front(q);
+            }
+        }
+        position
+    }
+
+    /// Resumes paused playback.
+    pub fn resume(&mut self) {
+        self.paused = false;
+    }
+
+    /// Stops playback for good (barge-in, hang-up): drops everything queued. Returns the
+    /// position at the cut.
     pub fn stop_playback(&mut self) -> u64 {
+        self.sender.flush();
         let position = self.playback_position();
         self.outbox.clear();
-        self.sender.flush();
+        self.in_flight.clear();
+        self.paused = false;
+        self.play_until = position.min(self.play_until);
+        self.idle_reported = true;
         position
     }
 
     /// Ends the call (BYE, or a final response before answer).
-    pub async fn hangup(&self) {
+    pub async fn hangup(&mut self) {
         if let Err(e) = self.control.hangup().await {
             tracing::debug!(error = %e, "hangup");
         }
@@ -225,6 +285,11 @@ impl CallLeg {
 
     pub fn jitter_stats(&self) -> audio::jitter::JitterStats {
         self.jitter.stats()
+    }
+
+    /// The negotiated codec's SDP name.
+    pub fn codec_name(&self) -> &'static str {
+        self.codec.kind().encoding_name()
     }
 
     fn on_signal(&mut self, signal: Option<CallSignal>) {
@@ -282,30 +347,31 @@ impl CallLeg {
         }
     }
 
-    /// One playout tick: take a frame from the jitter buffer (or conceal), decode, resample to
-    /// 16 kHz, and emit whole 20 ms pipeline frames; also notice the end of playback.
+    /// One playout tick: a frame from the jitter buffer (or concealment), decoded, at 16 kHz,
+    /// as whole 20 ms pipeline frames; and housekeeping of what has been played.
     fn on_tick(&mut self) {
-        let at = now();
+        let at = Instant::now();
         if self.started {
             let mut arrived = at;
-            match self.jitter.pop(at) {
+            let n = match self.jitter.pop(at) {
                 Playout::Packet { payload, .. } => {
-                    let n = self.codec.decode(payload, &mut self.decoded).unwrap_or(0);
-                    self.decoded[n..].fill(0);
-                    self.plc.good_frame(&mut self.decoded);
                     arrived = self.last_arrival.min(at);
+                    self.codec.decode(payload, &mut self.decoded).unwrap_or(0)
                 }
-                Playout::Lost | Playout::Underrun => self.plc.conceal(&mut self.decoded),
-                Playout::Waiting => self.decoded.fill(0),
-                _ => self.decoded.fill(0),
-            }
-            self.up_out.clear();
-            if self
-                .upsample
-                .process(&self.decoded, &mut self.up_out)
-                .is_ok()
-            {
-                self.framer.push(&self.up_out);
+                Playout::Lost | Playout::Underrun => {
+                    self.codec.conceal(None, &mut self.decoded).unwrap_or(0)
+                }
+                _ => 0,
+            };
+            self.decoded[n..].fill(0);
+            match self.upsample.as_mut() {
+                Some(up) => {
+                    self.up_out.clear();
+                    if up.process(&self.decoded, &mut self.up_out).is_ok() {
+                        self.framer.push(&self.up_out);
+                    }
+                }
+                None => self.framer.push(&self.decoded),
             }
             while let Some(frame) = self.framer.next_frame() {
                 self.pending.push_back(LegEvent::Audio {
@@ -314,8 +380,16 @@ impl CallLeg {
                 });
             }
         }
-        if self.playing && self.outbox.is_empty() && self.playback_position() >= self.handed {
-            self.playing = false;
+        let position = self.playback_position();
+        while self.in_flight.front().is_some_and(|q| q.tag < position) {
+            self.in_flight.pop_front();
+        }
+        if !self.idle_reported
+            && !self.paused
+            && position >= self.play_until
+            && self.outbox.is_empty()
+        {
+            self.idle_reported = true;
             self.pending.push_back(LegEvent::PlaybackIdle);
         }
     }
@@ -345,8 +419,4 @@ fn end_reason_code(reason: &sip::EndReason) -> String {
         sip::EndReason::LocalBye => "agent_hangup".to_owned(),
         other => other.code().to_owned(),
     }
-}
-
-fn now() -> Instant {
-    Instant::now()
 }

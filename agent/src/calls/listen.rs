@@ -1,40 +1,50 @@
 //! Listening: per-frame voice activity, utterance capture with pre-roll, and the end-of-turn
-//! decision (VAD speech end plus `turn.end_silence_ms` of silence). Pure logic in stream time
-//! (frames pushed), so it is tested without audio I/O or clocks.
+//! decision by [`audio::Endpointer`] — a wait that depends on what the caller said so far
+//! (interim transcripts at each pause), per flow-node mode (free speech, yes/no, digits).
+//! Pure logic in stream time (frames pushed), so it is tested without audio I/O or clocks.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use audio::{SpeechDetector, SpeechDetectorConfig, SpeechEvent, Vad};
+use audio::Vad;
+use audio::endpoint::{EndpointConfig, Endpointer, TurnEvent, TurnMode};
 
 use super::leg::PIPELINE_FRAME;
 
 /// Audio kept from before speech was detected, so the first syllable is not clipped.
 const PREROLL_FRAMES: usize = 15; // 300 ms
+/// Frame arrival times remembered, to date the last voiced frame (longer than any wait).
+const ARRIVALS: usize = 250; // 5 s
+/// Trailing silence kept at the end of an utterance (whisper likes a clean ending).
+const KEEP_TRAILING_MS: u64 = 200;
 
 /// Settings for turn detection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ListenConfig {
-    /// Voiced audio before it counts as speech.
-    pub min_speech_ms: u32,
-    /// Silence after the last voiced frame that ends the turn.
-    pub end_silence_ms: u32,
+    pub endpoint: EndpointConfig,
     /// Longest utterance kept; the turn ends when it is reached.
     pub max_utterance_ms: u32,
 }
 
-/// What one frame changed.
+/// What one frame (or transcript) changed.
 #[derive(Debug, PartialEq)]
 pub enum Heard {
     Nothing,
-    /// Speech started (after `min_speech_ms` of voice): the caller is talking.
-    SpeechStarted,
-    /// The caller's turn is over: the utterance audio (16 kHz) and when its last voiced frame
-    /// arrived.
+    /// Speech started (`resumed`: the same turn going on after a pause).
+    SpeechStarted {
+        resumed: bool,
+    },
+    /// The caller paused: transcribe the turn so far (`revision` identifies this audio; any
+    /// later speech makes a new revision) and hand the text to [`Listener::transcript`].
+    Pause {
+        pcm: Vec<i16>,
+        revision: u64,
+    },
+    /// The turn is over. `revision` says which interim transcript (if any) covers it exactly.
     TurnEnded {
         pcm: Vec<i16>,
         last_voiced: Instant,
-        voiced_ms: u32,
+        revision: u64,
     },
 }
 
@@ -42,113 +52,164 @@ pub enum Heard {
 pub struct Listener {
     config: ListenConfig,
     vad: Box<dyn Vad>,
-    detector: SpeechDetector,
+    endpointer: Endpointer,
     preroll: VecDeque<Vec<i16>>,
-    utterance: Option<Utterance>,
+    /// Audio of the turn in progress, and the stream time of its first sample.
+    utterance: Option<(Vec<i16>, u64)>,
+    arrivals: VecDeque<(u64, Instant)>,
+    revision: u64,
     /// Whether utterances may start (false while a non-interruptible prompt plays).
     open: bool,
     stream_ms: u64,
-}
-
-struct Utterance {
-    pcm: Vec<i16>,
-    last_voiced_ms: u64,
-    last_voiced: Instant,
-    voiced_ms: u32,
+    voiced_run_ms: u32,
 }
 
 impl Listener {
-    pub fn new(config: ListenConfig, vad: Box<dyn Vad>) -> Self {
-        // The detector's own hangover only bridges gaps between words; the turn's end is
-        // decided here from `end_silence_ms`, so keep the hangover short.
-        let hangover = config.end_silence_ms.min(200);
-        let detector =
-            SpeechDetector::new(SpeechDetectorConfig::new(config.min_speech_ms, hangover));
+    pub fn new(config: ListenConfig, vad: Box<dyn Vad>, mode: TurnMode) -> Self {
+        let endpointer = Endpointer::new(config.endpoint, mode);
         Self {
             config,
             vad,
-            detector,
+            endpointer,
             preroll: VecDeque::with_capacity(PREROLL_FRAMES + 1),
             utterance: None,
+            arrivals: VecDeque::with_capacity(ARRIVALS + 1),
+            revision: 0,
             open: true,
             stream_ms: 0,
+            voiced_run_ms: 0,
         }
     }
 
-    /// Whether the caller is in the middle of an utterance we are capturing.
-    pub fn in_utterance(&self) -> bool {
+    /// Whether the caller is in a turn (speaking, or paused within it).
+    pub fn in_turn(&self) -> bool {
         self.utterance.is_some()
     }
 
-    /// Voiced milliseconds of the current utterance.
-    pub fn voiced_ms(&self) -> u32 {
-        self.utterance.as_ref().map_or(0, |u| u.voiced_ms)
+    /// Milliseconds of the current run of voiced frames (0 when the last frame was silent).
+    pub fn voiced_run_ms(&self) -> u32 {
+        self.voiced_run_ms
+    }
+
+    /// The current audio revision (bumped by every start of speech).
+    pub fn revision(&self) -> u64 {
+        self.revision
+    }
+
+    /// Picks the waits for the kind of answer the flow node expects.
+    pub fn set_mode(&mut self, mode: TurnMode) {
+        self.endpointer.set_mode(mode);
     }
 
     /// Allows or stops capturing utterances (barge-in off while a prompt plays). Closing drops
-    /// the utterance in progress.
+    /// the turn in progress.
     pub fn set_open(&mut self, open: bool) {
         self.open = open;
-        if !open {
+        if !open && self.utterance.is_some() {
             self.utterance = None;
+            self.endpointer.reset();
         }
     }
 
-    /// Feeds one 20 ms frame at 16 kHz.
-    pub fn push(&mut self, pcm: &[i16], arrived: Instant) -> Heard {
+    /// Feeds one 20 ms frame at 16 kHz. `echo` marks a frame judged to be the agent's own
+    /// voice coming back: it counts as silence.
+    pub fn push(&mut self, pcm: &[i16], arrived: Instant, echo: bool) -> Heard {
         self.stream_ms += 20;
-        let voiced = self.vad.is_speech(pcm).unwrap_or(false);
-        let event = self.detector.push(voiced, 20);
+        if self.arrivals.len() == ARRIVALS {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back((self.stream_ms, arrived));
+        let voiced = !echo && self.open && self.vad.is_speech(pcm).unwrap_or(false);
+        self.voiced_run_ms = if voiced { self.voiced_run_ms + 20 } else { 0 };
+        match self.utterance.as_mut() {
+            Some((audio, _)) => audio.extend_from_slice(pcm),
+            None => {
+                if self.preroll.len() == PREROLL_FRAMES {
+                    self.preroll.pop_front();
+                }
+                self.preroll.push_back(pcm.to_vec());
+            }
+        }
+        self.endpointer.handle_frame(voiced, 20);
+        self.drain()
+    }
+
+    /// An interim transcript of revision `revision`; ignored when the caller has spoken since.
+    pub fn transcript(&mut self, revision: u64, text: &str) -> Heard {
+        if revision != self.revision || self.utterance.is_none() {
+            return Heard::Nothing;
+        }
+        self.endpointer.handle_transcript(text);
+        self.drain()
+    }
+
+    fn drain(&mut self) -> Heard {
         let mut heard = Heard::Nothing;
-        if let Some(u) = self.utterance.as_mut() {
-            u.pcm.extend_from_slice(pcm);
-            if voiced {
-                u.last_voiced_ms = self.stream_ms;
-                u.last_voiced = arrived;
-                u.voiced_ms += 20;
+        while let Some(event) = self.endpointer.poll_event() {
+            match event {
+                TurnEvent::SpeechStart { resumed, .. } => {
+                    self.revision += 1;
+                    if self.utterance.is_none() {
+                        let mut audio = Vec::with_capacity(PIPELINE_FRAME * 150);
+                        let start_ms = self
+                            .stream_ms
+                            .saturating_sub(self.preroll.len() as u64 * 20);
+                        for f in self.preroll.drain(..) {
+                            audio.extend_from_slice(&f);
+                        }
+                        self.utterance = Some((audio, start_ms));
+                    }
+                    heard = Heard::SpeechStarted { resumed };
+                }
+                TurnEvent::Pause { .. } => {
+                    if let Some((audio, _)) = &self.utterance {
+                        heard = Heard::Pause {
+                            pcm: audio.clone(),
+                            revision: self.revision,
+                        };
+                    }
+                }
+                TurnEvent::EndOfTurn {
+                    last_activity_at_ms,
+                    ..
+                } => {
+                    if let Some(ended) = self.end_turn(last_activity_at_ms) {
+                        return ended;
+                    }
+                }
+                _ => {}
             }
-        } else {
-            if self.preroll.len() == PREROLL_FRAMES {
-                self.preroll.pop_front();
-            }
-            self.preroll.push_back(pcm.to_vec());
         }
-        let speaking = matches!(event, Some(SpeechEvent::SpeechStart { .. }))
-            || (self.detector.is_speaking() && voiced);
-        if self.open && self.utterance.is_none() && speaking {
-            let mut audio = Vec::with_capacity(PIPELINE_FRAME * 100);
-            let voiced_frames = self.config.min_speech_ms.div_ceil(20).max(1);
-            for f in self.preroll.drain(..) {
-                audio.extend_from_slice(&f);
-            }
-            self.utterance = Some(Utterance {
-                pcm: audio,
-                last_voiced_ms: self.stream_ms,
-                last_voiced: arrived,
-                voiced_ms: voiced_frames * 20,
-            });
-            heard = Heard::SpeechStarted;
-        }
-        if let Some(u) = &self.utterance {
-            let silent_for = self.stream_ms - u.last_voiced_ms;
-            let too_long = u.pcm.len() as u64 >= u64::from(self.config.max_utterance_ms) * 16;
-            if silent_for >= u64::from(self.config.end_silence_ms) || too_long {
-                let Some(u) = self.utterance.take() else {
-                    return heard;
-                };
-                // Keep a little of the trailing silence (whisper likes a clean ending), not all.
-                let keep = (u.pcm.len() as u64).saturating_sub(silent_for.saturating_sub(200) * 16)
-                    as usize;
-                let mut pcm = u.pcm;
-                pcm.truncate(keep);
-                return Heard::TurnEnded {
-                    pcm,
-                    last_voiced: u.last_voiced,
-                    voiced_ms: u.voiced_ms,
-                };
+        // A caller who never pauses still gets an answer.
+        let too_long = self
+            .utterance
+            .as_ref()
+            .is_some_and(|(a, _)| a.len() as u64 >= u64::from(self.config.max_utterance_ms) * 16);
+        if too_long {
+            self.endpointer.reset();
+            if let Some(ended) = self.end_turn(self.stream_ms) {
+                return ended;
             }
         }
         heard
+    }
+
+    fn end_turn(&mut self, last_activity_ms: u64) -> Option<Heard> {
+        let (mut pcm, start_ms) = self.utterance.take()?;
+        let keep_ms = last_activity_ms.saturating_sub(start_ms) + KEEP_TRAILING_MS;
+        pcm.truncate((keep_ms * 16) as usize);
+        let last_voiced = self
+            .arrivals
+            .iter()
+            .rev()
+            .find(|(ms, _)| *ms <= last_activity_ms)
+            .or(self.arrivals.front())
+            .map_or_else(Instant::now, |(_, at)| *at);
+        Some(Heard::TurnEnded {
+            pcm,
+            last_voiced,
+            revision: self.revision,
+        })
     }
 }
 
@@ -179,25 +240,44 @@ mod tests {
         fn reset(&mut self) {}
     }
 
-    fn listener(end_silence_ms: u32) -> Listener {
-        Listener::new(
-            ListenConfig {
-                min_speech_ms: 100,
-                end_silence_ms,
-                max_utterance_ms: 30_000,
-            },
-            Box::new(Scripted),
-        )
+    fn listener(mode: TurnMode) -> Listener {
+        let config = ListenConfig {
+            endpoint: EndpointConfig::default(),
+            max_utterance_ms: 30_000,
+        };
+        Listener::new(config, Box::new(Scripted), mode)
     }
 
-    fn feed(l: &mut Listener, pattern: &[(bool, u32)], t0: Instant) -> Vec<(u64, Heard)> {
+    /// Feeds `(voiced, ms)` runs; `transcripts` answers each Pause with text, after `delay`
+    /// frames, as the actor's interim transcription would.
+    fn feed(
+        l: &mut Listener,
+        pattern: &[(bool, u32)],
+        transcript: impl Fn(&[i16]) -> String,
+        t0: Instant,
+    ) -> Vec<(u64, Heard)> {
         let mut out = Vec::new();
         let mut ms = 0;
+        let mut pending: Option<(u64, String, u32)> = None;
         for &(voiced, dur) in pattern {
             for _ in 0..dur / 20 {
                 ms += 20;
                 let frame = vec![if voiced { 1000 } else { 0 }; PIPELINE_FRAME];
-                let heard = l.push(&frame, t0 + Duration::from_millis(ms));
+                let mut heard = l.push(&frame, t0 + Duration::from_millis(ms), false);
+                if let Some((rev, text, left)) = pending.take() {
+                    if left == 0 {
+                        let h = l.transcript(rev, &text);
+                        if h != Heard::Nothing {
+                            heard = h;
+                        }
+                    } else {
+                        pending = Some((rev, text, left - 1));
+                    }
+                }
+                if let Heard::Pause { pcm, revision } = &heard {
+                    // An interim transcription takes ~100 ms (5 frames).
+                    pending = Some((*revision, transcript(pcm), 5));
+                }
                 if heard != Heard::Nothing {
                     out.push((ms, heard));
                 }
@@ -206,77 +286,123 @@ mod tests {
         out
     }
 
+    fn ended(events: &[(u64, Heard)]) -> Vec<(u64, u64, usize)> {
+        events
+            .iter()
+            .filter_map(|(at, h)| match h {
+                Heard::TurnEnded { pcm, revision, .. } => Some((*at, *revision, pcm.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn turn_ends_after_the_configured_silence() {
-        let mut l = listener(500);
+    fn a_complete_answer_ends_quickly_and_keeps_its_audio() {
+        let mut l = listener(TurnMode::FreeSpeech);
         let t0 = Instant::now();
-        let events = feed(&mut l, &[(false, 400), (true, 1000), (false, 1000)], t0);
-        assert_eq!(events.len(), 2, "{events:?}");
-        assert_eq!(events[0].0, 500, "speech declared after min_speech_ms");
-        let (
-            at,
-            Heard::TurnEnded {
-                pcm,
-                last_voiced,
-                voiced_ms,
-            },
-        ) = &events[1]
+        let events = feed(
+            &mut l,
+            &[(false, 400), (true, 1600), (false, 2000)],
+            |_| "I'd like my balance.".into(),
+            t0,
+        );
+        let turns = ended(&events);
+        assert_eq!(turns.len(), 1, "{events:?}");
+        let (at, revision, samples) = turns[0];
+        // Speech ends at 2000 ms; the pause is seen 200 ms later, the text 100 ms after that,
+        // and a complete sentence needs no more wait.
+        assert!((2200..=2400).contains(&at), "ended at {at}");
+        assert_eq!(revision, 1);
+        // 300 ms pre-roll (200 ms silence + the 100 ms that made it speech), the other 1.5 s
+        // of speech, 200 ms of trailing silence.
+        assert_eq!(samples, (300 + 1500 + 200) * 16);
+        let Heard::TurnEnded { last_voiced, .. } = &events
+            .iter()
+            .find(|(_, h)| matches!(h, Heard::TurnEnded { .. }))
+            .unwrap()
+            .1
         else {
-            panic!()
+            unreachable!()
         };
-        assert_eq!(*at, 1400 + 500, "last voiced frame + 500 ms");
-        assert_eq!(*last_voiced, t0 + Duration::from_millis(1400));
-        assert_eq!(*voiced_ms, 1000);
-        // 300 ms pre-roll (200 ms of silence and the 100 ms that made it speech), the other
-        // 900 ms of speech, and 200 ms of the trailing silence.
-        assert_eq!(pcm.len(), (300 + 900 + 200) * 16);
+        assert_eq!(*last_voiced, t0 + Duration::from_millis(2000));
     }
 
     #[test]
-    fn a_pause_shorter_than_the_silence_keeps_one_turn() {
-        let mut l = listener(500);
+    fn a_hesitation_after_about_is_one_turn() {
+        let mut l = listener(TurnMode::FreeSpeech);
+        // "I'm calling about" … 900 ms … "my last invoice."
         let events = feed(
             &mut l,
-            &[(true, 600), (false, 400), (true, 600), (false, 600)],
+            &[(true, 1000), (false, 900), (true, 1200), (false, 2500)],
+            |pcm| {
+                if pcm.len() < 40_000 {
+                    "I'm calling about".into()
+                } else {
+                    "I'm calling about my last invoice.".into()
+                }
+            },
             Instant::now(),
         );
-        let ended: Vec<_> = events
-            .iter()
-            .filter(|(_, h)| matches!(h, Heard::TurnEnded { .. }))
-            .collect();
-        assert_eq!(ended.len(), 1, "{events:?}");
+        let turns = ended(&events);
+        assert_eq!(turns.len(), 1, "{events:?}");
+        assert_eq!(
+            turns[0].1, 2,
+            "the resumed speech is a second revision of the same turn"
+        );
     }
 
     #[test]
-    fn a_long_pause_splits_the_turn_and_clicks_are_not_speech() {
-        let mut l = listener(500);
+    fn without_transcripts_a_long_pause_still_splits() {
+        let mut l = listener(TurnMode::FreeSpeech);
         let events = feed(
             &mut l,
-            &[
-                (true, 600),
-                (false, 900),
-                (true, 40),
-                (false, 600),
-                (true, 600),
-                (false, 600),
-            ],
+            &[(true, 2000), (false, 2500), (true, 2000), (false, 2500)],
+            |_| String::new(),
             Instant::now(),
         );
-        let ended = events
-            .iter()
-            .filter(|(_, h)| matches!(h, Heard::TurnEnded { .. }))
-            .count();
-        assert_eq!(ended, 2, "{events:?}");
+        assert_eq!(ended(&events).len(), 2, "{events:?}");
     }
 
     #[test]
-    fn closed_listener_ignores_speech() {
-        let mut l = listener(500);
+    fn clicks_are_not_speech_and_a_closed_listener_hears_nothing() {
+        let mut l = listener(TurnMode::YesNo);
+        let events = feed(
+            &mut l,
+            &[(true, 40), (false, 1000)],
+            |_| String::new(),
+            Instant::now(),
+        );
+        assert!(events.is_empty(), "{events:?}");
         l.set_open(false);
-        let events = feed(&mut l, &[(true, 600), (false, 600)], Instant::now());
+        let events = feed(
+            &mut l,
+            &[(true, 600), (false, 1500)],
+            |_| "Yes.".into(),
+            Instant::now(),
+        );
         assert!(events.is_empty(), "{events:?}");
         l.set_open(true);
-        let events = feed(&mut l, &[(true, 600), (false, 600)], Instant::now());
-        assert_eq!(events.len(), 2);
+        let events = feed(
+            &mut l,
+            &[(true, 600), (false, 1500)],
+            |_| "Yes.".into(),
+            Instant::now(),
+        );
+        assert_eq!(ended(&events).len(), 1, "{events:?}");
+    }
+
+    #[test]
+    fn echo_frames_count_as_silence() {
+        let mut l = listener(TurnMode::FreeSpeech);
+        let t0 = Instant::now();
+        for i in 0..100 {
+            let heard = l.push(
+                &[1000; PIPELINE_FRAME],
+                t0 + Duration::from_millis(i * 20),
+                true,
+            );
+            assert_eq!(heard, Heard::Nothing);
+        }
+        assert!(!l.in_turn());
     }
 }

@@ -3,6 +3,8 @@
 
 mod actor;
 mod dialog;
+mod exchange;
+mod hearing;
 mod leg;
 mod listen;
 mod playback;

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use audio::endpoint::{EndpointConfig, ModeWaits, TurnMode};
+use audio::vad::SpeechDetectorConfig;
 use dialogs::{CallSetup, Engine, Flow};
 use store::{CallDirection, NewCall};
 use tokio::sync::watch;
@@ -129,7 +131,7 @@ impl CallPlan {
     pub async fn converse(
         self,
         rt: &CallRuntime,
-        leg: CallLeg,
+        mut leg: CallLeg,
         stop: watch::Receiver<bool>,
     ) -> Outcome {
         let span = tracing::info_span!("call", call_id = %self.call_id);
@@ -153,12 +155,10 @@ impl CallPlan {
         };
         let cfg = &rt.config;
         let listen = ListenConfig {
-            min_speech_ms: cfg.turn.min_speech_ms,
-            end_silence_ms: cfg.turn.end_silence_ms,
+            endpoint: endpoint_config(&cfg.turn),
             max_utterance_ms: 30_000,
         };
         let actor_config = ActorConfig {
-            listen,
             barge_in_min_ms: cfg.turn.barge_in_min_ms,
             silence_timeout: Duration::from_secs(cfg.call.silence_timeout_secs),
             max_duration: Duration::from_secs(cfg.call.max_duration_secs),
@@ -167,7 +167,7 @@ impl CallPlan {
         let outcome = actor::run(
             leg,
             dialog,
-            Listener::new(listen, vad),
+            Listener::new(listen, vad, TurnMode::FreeSpeech),
             rt.engines.clone(),
             self.recorder,
             actor_config,
@@ -178,4 +178,21 @@ impl CallPlan {
         let _ = self.recorder_task.await;
         outcome
     }
+}
+
+/// The endpointer's settings from `[turn]`: the detector and the free-speech waits come from
+/// the config; yes/no and digits keep the measured defaults of `audio::endpoint`.
+fn endpoint_config(turn: &crate::config::TurnConfig) -> EndpointConfig {
+    let free = ModeWaits::new(
+        turn.complete_wait_ms,
+        turn.end_silence_ms,
+        turn.incomplete_wait_ms,
+        turn.end_silence_ms,
+    )
+    // Without words, a short utterance is more often a beginning than a whole answer.
+    .with_short_no_transcript(turn.end_silence_ms.max(1400));
+    EndpointConfig::default()
+        .with_detector(SpeechDetectorConfig::new(turn.min_speech_ms, turn.pause_ms))
+        .with_waits(TurnMode::FreeSpeech, free)
+        .with_limits(turn.complete_wait_ms.min(200), turn.max_wait_ms)
 }

@@ -54,11 +54,15 @@ pub enum MediaEvent {
     },
 }
 
-/// A frame to send. Build it with [`MediaSession::frame`] so it carries the current epoch.
+/// A frame to send. Build it with [`FrameSender::frame`] so it carries the current epoch.
 #[derive(Debug, Clone)]
 pub struct OutFrame {
     payload: Vec<u8>,
     mark: Option<u64>,
+    /// The application's number for this frame, published once it is on the wire
+    /// ([`FrameSender::last_sent_tag`]): lets the application know exactly what was played
+    /// even across flushes and re-queues.
+    tag: u64,
     epoch: u32,
 }
 
@@ -76,9 +80,10 @@ pub struct MediaStats {
     pub silence_frames_sent: u64,
 }
 
-#[derive(Default)]
 struct Shared {
     epoch: AtomicU32,
+    /// Tag of the last frame sent, plus one (0: none yet).
+    sent_tag: AtomicU64,
     frames_sent: AtomicU64,
     frames_discarded: AtomicU64,
     packets_received: AtomicU64,
@@ -86,6 +91,22 @@ struct Shared {
     packets_invalid: AtomicU64,
     packets_dropped_backlog: AtomicU64,
     silence_sent: AtomicU64,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        Self {
+            epoch: AtomicU32::new(0),
+            sent_tag: AtomicU64::new(0),
+            frames_sent: AtomicU64::new(0),
+            frames_discarded: AtomicU64::new(0),
+            packets_received: AtomicU64::new(0),
+            packets_other_source: AtomicU64::new(0),
+            packets_invalid: AtomicU64::new(0),
+            packets_dropped_backlog: AtomicU64::new(0),
+            silence_sent: AtomicU64::new(0),
+        }
+    }
 }
 
 enum Control {
@@ -202,13 +223,20 @@ impl MediaSession {
 }
 
 impl FrameSender {
-    /// A frame for [`FrameSender::send`], stamped with the current epoch.
-    pub fn frame(&self, payload: Vec<u8>, mark: Option<u64>) -> OutFrame {
+    /// A frame for [`FrameSender::send`], stamped with the current epoch; `tag` is the
+    /// application's number for it (see [`FrameSender::last_sent_tag`]).
+    pub fn frame(&self, payload: Vec<u8>, mark: Option<u64>, tag: u64) -> OutFrame {
         OutFrame {
             payload,
             mark,
+            tag,
             epoch: self.shared.epoch.load(Ordering::Acquire),
         }
+    }
+
+    /// The tag of the last frame put on the wire, if any.
+    pub fn last_sent_tag(&self) -> Option<u64> {
+        self.shared.sent_tag.load(Ordering::Acquire).checked_sub(1)
     }
 
     /// Waits for room and queues a frame. Cancel-safe (nothing is queued if cancelled).
@@ -366,6 +394,7 @@ impl MediaTask {
         let epoch = self.shared.epoch.load(Ordering::Acquire);
         let mut packet = self.dtmf.pop_front();
         let mut sent_mark = None;
+        let mut sent_tag = None;
         let mut real_frame = false;
         if packet.is_none() {
             loop {
@@ -376,6 +405,7 @@ impl MediaTask {
                     Ok(frame) => {
                         packet = Some(self.sender.audio(&frame.payload));
                         sent_mark = frame.mark;
+                        sent_tag = Some(frame.tag);
                         real_frame = true;
                         break;
                     }
@@ -397,6 +427,11 @@ impl MediaTask {
         }
         if real_frame {
             self.shared.frames_sent.fetch_add(1, Ordering::AcqRel);
+        }
+        if let Some(tag) = sent_tag {
+            self.shared
+                .sent_tag
+                .store(tag.saturating_add(1), Ordering::Release);
         }
         if let Some(mark) = sent_mark {
             let _ = self

@@ -53,13 +53,15 @@ pub fn driver_trunk(t: &TrunkConfig) -> anyhow::Result<sip::driver::TrunkConfig>
     Ok(d)
 }
 
-/// Codec names (PCMU, PCMA) as SDP codecs; unknown names are skipped.
+/// Codec names (opus, PCMU, PCMA; any case) as SDP codecs; unknown names are skipped. Opus
+/// offers use payload type 111 (the common choice); answers take the offerer's.
 pub fn codecs(names: &[String]) -> Vec<sip::sdp::Codec> {
     names
         .iter()
         .filter_map(|c| match c.to_ascii_uppercase().as_str() {
             "PCMU" => Some(sip::sdp::Codec::pcmu()),
             "PCMA" => Some(sip::sdp::Codec::pcma()),
+            "OPUS" => Some(sip::sdp::Codec::opus(111)),
             _ => None,
         })
         .collect()

@@ -9,7 +9,7 @@ use dialogs::{FlowRegistry, LlmClient, LlmConfig};
 use tokio::sync::watch;
 
 use crate::calls::{CallScope, ServicesFactory, SpeechEngines};
-use crate::config::Config;
+use crate::config::{Config, SttProvider, TtsProvider};
 
 /// Loads every flow in `flows.dir`; the default flow must be among them.
 pub fn load_flows(cfg: &Config) -> anyhow::Result<Arc<FlowRegistry>> {
@@ -28,33 +28,82 @@ pub fn load_flows(cfg: &Config) -> anyhow::Result<Arc<FlowRegistry>> {
 /// Loads STT and TTS. A missing or broken model is logged with its path, not fatal: calls are
 /// then answered with an apology (STT) or refused with 503 (TTS).
 pub fn speech_engines(cfg: &Config) -> SpeechEngines {
-    let stt: Result<Arc<dyn speech::SpeechToText>, String> = match cfg.stt.provider.as_str() {
-        "whisper" => speech::WhisperStt::load(&cfg.stt.model, cfg.stt.threads.max(1) as usize)
-            .map(|w| Arc::new(w) as Arc<dyn speech::SpeechToText>)
-            .map_err(|e| e.to_string()),
-        other => Err(format!("stt.provider = {other:?} is not supported")),
-    };
+    let stt = stt_engine(&cfg.stt);
     match &stt {
-        Ok(_) => tracing::info!(model = %cfg.stt.model.display(), "speech recognition loaded"),
+        Ok(_) => {
+            tracing::info!(provider = ?cfg.stt.provider, model = %stt_model_name(&cfg.stt), "speech recognition ready")
+        }
         Err(e) => {
-            tracing::error!(error = %e, "speech recognition unavailable (stt.model); calls will be told to call back")
+            tracing::error!(error = %e, "speech recognition unavailable (stt.*); calls will be told to call back")
         }
     }
-    let tts: Result<Arc<dyn speech::TextToSpeech>, String> = match cfg.tts.provider.as_str() {
-        "espeak" => {
-            let mut espeak = speech::EspeakConfig::default();
-            espeak.voice = cfg.tts.voice.clone();
-            espeak.rate_wpm = cfg.tts.rate;
-            speech::EspeakTts::new(espeak)
-                .map(|t| Arc::new(t) as Arc<dyn speech::TextToSpeech>)
-                .map_err(|e| e.to_string())
-        }
-        other => Err(format!("tts.provider = {other:?} is not supported")),
-    };
+    let tts = tts_engine(&cfg.tts);
     if let Err(e) = &tts {
-        tracing::error!(error = %e, "speech synthesis unavailable; calls will be refused");
+        tracing::error!(error = %e, "speech synthesis unavailable (tts.*); calls will be refused");
     }
     SpeechEngines::new(stt, cfg.stt.workers.max(1) as usize, tts, None)
+}
+
+fn stt_model_name(stt: &crate::config::SttConfig) -> String {
+    match stt.provider {
+        SttProvider::Whisper => stt.model.display().to_string(),
+        SttProvider::Openai => format!("{} at {}", stt.remote_model, stt.base_url),
+    }
+}
+
+fn stt_engine(stt: &crate::config::SttConfig) -> Result<Arc<dyn speech::SpeechToText>, String> {
+    match stt.provider {
+        SttProvider::Whisper => speech::WhisperStt::load(&stt.model, stt.threads.max(1) as usize)
+            .map(|w| Arc::new(w) as Arc<dyn speech::SpeechToText>)
+            .map_err(|e| e.to_string()),
+        SttProvider::Openai => {
+            if stt.base_url.is_empty() {
+                return Err("stt.base_url is empty (needed by stt.provider = \"openai\")".into());
+            }
+            let mut remote = speech::RemoteSttConfig::new(&stt.base_url, &stt.remote_model)
+                .with_language((!stt.language.is_empty()).then_some(stt.language.as_str()))
+                .with_timeout(Duration::from_millis(stt.timeout_ms));
+            if !stt.api_key.is_empty() {
+                remote = remote.with_api_key(stt.api_key.expose());
+            }
+            speech::RemoteStt::new(remote)
+                .map(|r| Arc::new(r) as Arc<dyn speech::SpeechToText>)
+                .map_err(|e| format!("stt.base_url = {:?}: {e}", stt.base_url))
+        }
+    }
+}
+
+fn tts_engine(tts: &crate::config::TtsConfig) -> Result<Arc<dyn speech::TextToSpeech>, String> {
+    let engine: Arc<dyn speech::TextToSpeech> = match tts.provider {
+        TtsProvider::Espeak => {
+            let mut espeak = speech::EspeakConfig::default();
+            espeak.voice = tts.voice.clone();
+            espeak.rate_wpm = tts.rate;
+            Arc::new(speech::EspeakTts::new(espeak).map_err(|e| e.to_string())?)
+        }
+        TtsProvider::Openai => {
+            if tts.base_url.is_empty() {
+                return Err("tts.base_url is empty (needed by tts.provider = \"openai\")".into());
+            }
+            let mut remote =
+                speech::RemoteTtsConfig::new(&tts.base_url, &tts.remote_model, &tts.voice)
+                    .with_timeout(Duration::from_millis(tts.timeout_ms));
+            if !tts.api_key.is_empty() {
+                remote = remote.with_api_key(tts.api_key.expose());
+            }
+            Arc::new(
+                speech::RemoteTts::new(remote)
+                    .map_err(|e| format!("tts.base_url = {:?}: {e}", tts.base_url))?,
+            )
+        }
+    };
+    if tts.cache_entries == 0 {
+        return Ok(engine);
+    }
+    // 256 sentences of ~3 s at 22–24 kHz s16 is ~35 MB; the byte cap keeps long LLM sentences
+    // from growing it further.
+    let limits = speech::CacheLimits::new(tts.cache_entries, 64 * 1024 * 1024);
+    Ok(Arc::new(speech::CachedTts::new(engine, limits)))
 }
 
 /// The LLM client, when `llm.base_url` is set; `None` runs flows in scripted mode.
@@ -96,6 +145,14 @@ pub fn vad(cfg: &Config) -> anyhow::Result<(audio::VadKind, audio::vad::VadOptio
 pub fn sip_driver_config(cfg: &Config) -> anyhow::Result<sip::driver::DriverConfig> {
     let mut endpoint = sip::Config::new(cfg.sip.listen);
     endpoint.user_agent = cfg.sip.user_agent.clone();
+    if let Some(bad) = cfg
+        .sip
+        .codecs
+        .iter()
+        .find(|c| crate::trunks::codecs(std::slice::from_ref(c)).is_empty())
+    {
+        anyhow::bail!("sip.codecs: {bad:?} is not supported (opus, PCMU, PCMA)");
+    }
     endpoint.codecs = crate::trunks::codecs(&cfg.sip.codecs);
     endpoint.allowed_sources = crate::trunks::allowed_sources(cfg);
     endpoint.rate_limit = (cfg.sip.rate_limit_per_sec > 0).then(|| sip::RateLimit {

@@ -268,3 +268,62 @@ fn missing_stt_model_is_named_at_start_and_callers_are_told_to_call_back() {
         "heard: {heard_text}"
     );
 }
+
+#[test]
+fn opus_is_chosen_when_offered_and_the_call_works_at_16_khz() {
+    let env = env_with_model("");
+    let key = admin_key(&env);
+    let daemon = env.serve();
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("caller.wav");
+    padded_clip(&fixture("balance_question_16k.wav"), &clip, 7.0, 6.0);
+    // baresip's file source must run at the codec's rate: opus/48000/2.
+    let clip48 = work.path().join("caller48.wav");
+    let status = std::process::Command::new("sox")
+        .arg(&clip)
+        .args(["-r", "48000", "-c", "2"])
+        .arg(&clip48)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let clip = clip48;
+    let target = format!("sip:agent@{}", env.sip);
+    // baresip with only its opus module: the offer has opus/48000/2 and nothing else.
+    let mut phone = Baresip::dial_with_codec(
+        work.path(),
+        "alice",
+        &target,
+        &clip,
+        Duration::from_secs(40),
+        "opus.so",
+    );
+    phone.wait(Duration::from_secs(50));
+    assert!(phone.log().contains("Call established"), "{}", phone.log());
+
+    let call = ended_call(&daemon, &key);
+    let answered = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "answered")
+        .unwrap_or_else(|| panic!("{call:#}"));
+    assert_eq!(answered["detail"]["codec"], "opus", "{answered}");
+    let caller_text = call["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|t| t["caller_text"].as_str())
+        .unwrap_or_else(|| panic!("{call:#}"));
+    assert!(
+        caller_text.to_lowercase().contains("balance"),
+        "{caller_text}"
+    );
+    // baresip decoded our Opus stream: the greeting is speech whisper can read.
+    let (heard, _) = phone.recordings();
+    let heard = Recording::read(&heard);
+    let greeting = transcribe(&heard.to_16k(0, 6_000)).to_lowercase();
+    assert!(
+        greeting.contains("thank you") || greeting.contains("calling"),
+        "heard: {greeting}"
+    );
+}

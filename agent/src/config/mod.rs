@@ -139,7 +139,8 @@ pub struct SipConfig {
     /// RTP port range (inclusive), one even port per call.
     pub rtp_port_min: u16,
     pub rtp_port_max: u16,
-    /// Codecs we accept, in preference order.
+    /// Codecs we accept, in preference order (`opus`, `PCMU`, `PCMA`). Our order decides
+    /// among the offered ones: Opus (16 kHz wideband, better recognition) when the peer has it.
     pub codecs: Vec<String>,
     /// User-Agent / Server header value.
     pub user_agent: String,
@@ -160,7 +161,7 @@ impl Default for SipConfig {
             external_address: String::new(),
             rtp_port_min: 20000,
             rtp_port_max: 30000,
-            codecs: vec!["PCMU".to_owned(), "PCMA".to_owned()],
+            codecs: vec!["opus".to_owned(), "PCMU".to_owned(), "PCMA".to_owned()],
             user_agent: concat!("agent/", env!("CARGO_PKG_VERSION")).to_owned(),
             tcp: true,
             rate_limit_per_sec: 0,
@@ -256,49 +257,97 @@ impl Default for VadConfig {
     }
 }
 
+/// Which speech-to-text engine runs.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SttProvider {
+    /// whisper.cpp in-process (`stt.model`).
+    Whisper,
+    /// An OpenAI-compatible `POST {base_url}/audio/transcriptions`.
+    Openai,
+}
+
 /// Speech to text.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SttConfig {
-    /// `whisper` (in-process).
-    pub provider: String,
-    /// whisper.cpp ggml model file.
+    pub provider: SttProvider,
+    /// whisper.cpp ggml model file (provider `whisper`).
     pub model: PathBuf,
-    /// Threads per transcription.
+    /// Threads per transcription (provider `whisper`).
     pub threads: u32,
     /// Transcriptions that may run at once (each holds `threads` threads).
     pub workers: u32,
+    /// API root for provider `openai`, e.g. `https://api.openai.com/v1`.
+    pub base_url: String,
+    /// Bearer key for `base_url`.
+    pub api_key: Secret,
+    /// Model name the remote API knows, e.g. `whisper-1`.
+    pub remote_model: String,
+    /// Language hint sent to the remote API (ISO-639-1); empty: let it detect.
+    pub language: String,
+    /// A remote transcription that takes longer fails (the caller is asked to repeat).
+    pub timeout_ms: u64,
 }
 
 impl Default for SttConfig {
     fn default() -> Self {
         Self {
-            provider: "whisper".to_owned(),
+            provider: SttProvider::Whisper,
             model: PathBuf::from("models/ggml-tiny.en.bin"),
             threads: 2,
             workers: 1,
+            base_url: String::new(),
+            api_key: Secret::default(),
+            remote_model: "whisper-1".to_owned(),
+            language: "en".to_owned(),
+            timeout_ms: 3000,
         }
     }
+}
+
+/// Which text-to-speech engine runs.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TtsProvider {
+    /// espeak-ng in-process.
+    Espeak,
+    /// An OpenAI-compatible `POST {base_url}/audio/speech` (`pcm`, 24 kHz).
+    Openai,
 }
 
 /// Text to speech.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TtsConfig {
-    /// `espeak` (in-process).
-    pub provider: String,
-    /// Voice name, e.g. `en-us`.
+    pub provider: TtsProvider,
+    /// Voice name: an espeak-ng voice (`en-us`) or the remote API's (`alloy`).
     pub voice: String,
-    /// Words per minute.
+    /// Words per minute (provider `espeak`).
     pub rate: u32,
+    /// API root for provider `openai`.
+    pub base_url: String,
+    /// Bearer key for `base_url`.
+    pub api_key: Secret,
+    /// Model name the remote API knows, e.g. `tts-1`.
+    pub remote_model: String,
+    /// A remote synthesis that takes longer fails.
+    pub timeout_ms: u64,
+    /// Synthesised sentences kept in memory (fixed prompts are synthesised once per process).
+    pub cache_entries: usize,
 }
 
 impl Default for TtsConfig {
     fn default() -> Self {
         Self {
-            provider: "espeak".to_owned(),
+            provider: TtsProvider::Espeak,
             voice: "en-us".to_owned(),
             rate: 175,
+            base_url: String::new(),
+            api_key: Secret::default(),
+            remote_model: "tts-1".to_owned(),
+            timeout_ms: 3000,
+            cache_entries: 256,
         }
     }
 }

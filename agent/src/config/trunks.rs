@@ -49,7 +49,7 @@ pub struct TrunkConfig {
     /// Outbound: prefixes a dialled number (or user) must start with, e.g. `["+1555"]`;
     /// `["*"]` allows any; empty: nothing may be dialled through this trunk.
     pub allowed_destinations: Vec<String>,
-    /// Codecs for calls through this trunk (PCMU, PCMA), preferred first; empty: `sip.codecs`.
+    /// Codecs for calls through this trunk (opus, PCMU, PCMA), preferred first; empty: `sip.codecs`.
     pub codecs: Vec<String>,
 }
 
@@ -270,8 +270,8 @@ impl TryFrom<RawTrunk> for TrunkConfig {
             }
         }
         for c in &r.codecs {
-            if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA") {
-                return Err(format!("codecs: {c:?} is not supported (PCMU, PCMA)"));
+            if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA" | "OPUS") {
+                return Err(format!("codecs: {c:?} is not supported (opus, PCMU, PCMA)"));
             }
         }
         Ok(Self {

@@ -54,13 +54,26 @@ impl Baresip {
     /// Dials `target` from `sip:<user>@127.0.0.1:<port>`, playing `wav` (8 kHz mono s16) and
     /// recording what it hears; gives up after `max` seconds.
     pub fn dial(dir: &Path, user: &str, target: &str, wav: &Path, max: Duration) -> Baresip {
+        Self::dial_with_codec(dir, user, target, wav, max, "g711.so")
+    }
+
+    /// As [`Baresip::dial`], offering only the codecs of baresip module `codec_module`
+    /// (`g711.so`, `opus.so`, …).
+    pub fn dial_with_codec(
+        dir: &Path,
+        user: &str,
+        target: &str,
+        wav: &Path,
+        max: Duration,
+        codec_module: &str,
+    ) -> Baresip {
         let base = free_port_block(12);
         let rec = dir.join("rec");
         std::fs::create_dir_all(&rec).unwrap();
         let config = format!(
             "sip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\naudio_player aubridge,nil{sip}\n\
              audio_source aufile,{wav}\naudio_alert aubridge,nil{sip}\nrtp_ports {rtp_lo}-{rtp_hi}\n\
-             module_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\nmodule aubridge.so\n\
+             module_path /usr/lib/baresip/modules\nmodule {codec_module}\nmodule aufile.so\nmodule aubridge.so\n\
              module sndfile.so\nmodule ctrl_tcp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\
              module_app contact.so\nmodule_app menu.so\nsnd_path {rec}\nctrl_tcp_listen 127.0.0.1:{ctrl}\n",
             sip = base,

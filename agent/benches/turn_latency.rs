@@ -1,0 +1,157 @@
+//! Turn-latency benchmark over real SIP: baresip calls the daemon (release build under
+//! `cargo bench`) once per fixture clip, asks one question after the greeting, and the stored
+//! turn latencies are summarised per stage: p50/p95 of eot, stt, llm, tts and e2e (caller speech
+//! end → first reply RTP packet), plus the daemon's own overhead (e2e minus the four stages).
+//!
+//! Run: `cargo bench -p agent --bench turn_latency` (needs baresip and sox, as `./test` installs,
+//! and the whisper test model: AGENT_TEST_WHISPER_MODEL or ~/.cache/agent/models). Calls run one
+//! at a time so the numbers are per-call latency, not contention. BENCH_ROUNDS repeats the clip
+//! set (default 1: 8 calls, about 3 minutes).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use support::peers::{Baresip, padded_clip};
+use support::speech::whisper_model;
+use support::{Env, http_get};
+
+const CLIPS: &[&str] = &[
+    "balance_question_8k.wav",
+    "invoice_due_8k.wav",
+    "leave_message_8k.wav",
+    "human_please_8k.wav",
+    "yes_correct_8k.wav",
+    "no_thanks_8k.wav",
+    "account_digits_8k.wav",
+    "long_complaint_8k.wav",
+];
+
+const STAGES: &[&str] = &["eot_ms", "stt_ms", "llm_ms", "tts_ms", "e2e_ms"];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../audio/tests/data")
+        .join(name)
+}
+
+fn percentile(sorted: &[i64], p: f64) -> i64 {
+    if sorted.is_empty() {
+        return -1;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not: then only check it builds.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let env = Env::new(&format!(
+        "[stt]\nmodel = \"{}\"\nthreads = 2\n[log]\nlevel = \"warn\"\n",
+        whisper_model().display()
+    ));
+    let key = {
+        let out = env.run(&[
+            "keys",
+            "create",
+            "--tenant",
+            "default",
+            "--role",
+            "supervisor",
+        ]);
+        assert!(out.status.success(), "{}", support::stderr(&out));
+        support::stdout(&out).lines().last().unwrap().to_owned()
+    };
+    let daemon = env.serve();
+    let work = tempfile::tempdir().unwrap();
+    let mut samples: Vec<Vec<i64>> = vec![Vec::new(); STAGES.len() + 1];
+    let mut turns = 0;
+    for round in 0..rounds {
+        for clip in CLIPS {
+            let dir = work.path().join(format!("{round}-{clip}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let wav = dir.join("caller.wav");
+            // The greeting lasts ~5 s; the reply is heard for 8 s, then baresip hangs up.
+            padded_clip(&fixture(clip), &wav, 6.0, 8.0);
+            let mut phone = Baresip::dial(
+                &dir,
+                "bench",
+                &format!("sip:agent@{}", env.sip),
+                &wav,
+                Duration::from_secs(60),
+            );
+            phone.wait(Duration::from_secs(70));
+            let latency = last_answered_turn(&daemon, &key);
+            let Some(latency) = latency else {
+                println!("{clip}: no answered turn");
+                continue;
+            };
+            turns += 1;
+            let mut values = Vec::new();
+            for (i, stage) in STAGES.iter().enumerate() {
+                let v = latency[stage].as_i64().unwrap_or(-1);
+                samples[i].push(v);
+                values.push(format!("{}={v}", stage.trim_end_matches("_ms")));
+            }
+            let overhead = latency["e2e_ms"].as_i64().unwrap_or(0)
+                - STAGES[..4]
+                    .iter()
+                    .map(|s| latency[s].as_i64().unwrap_or(0))
+                    .sum::<i64>();
+            samples[STAGES.len()].push(overhead);
+            println!("{clip:<26} {} overhead={overhead}", values.join(" "));
+        }
+    }
+    println!(
+        "\n{turns} turns over real SIP (baresip → daemon, whisper tiny.en, espeak-ng, scripted \
+         receptionist), {} CPUs",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!("{:<10} {:>6} {:>6} {:>6}", "stage", "p50", "p95", "max");
+    for (i, name) in STAGES
+        .iter()
+        .map(|s| s.trim_end_matches("_ms"))
+        .chain(["overhead"])
+        .enumerate()
+    {
+        let mut v = samples[i].clone();
+        v.retain(|x| *x >= 0 || name == "overhead");
+        v.sort_unstable();
+        println!(
+            "{name:<10} {:>6} {:>6} {:>6}",
+            percentile(&v, 50.0),
+            percentile(&v, 95.0),
+            v.last().copied().unwrap_or(-1)
+        );
+    }
+}
+
+/// The latency object of the newest call's first turn with caller text and a reply.
+fn last_answered_turn(daemon: &support::Daemon, key: &str) -> Option<Value> {
+    // The recorder writes asynchronously: poll until the newest call has ended.
+    for _ in 0..50 {
+        let (_, body) = http_get(&daemon.url("/v1/calls?limit=1"), Some(key))?;
+        let list: Value = serde_json::from_str(&body).ok()?;
+        let id = list["calls"][0]["id"].as_str()?.to_owned();
+        let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(key))?;
+        let call: Value = serde_json::from_str(&body).ok()?;
+        if call["status"] == "ended" {
+            return call["turns"]
+                .as_array()?
+                .iter()
+                .find(|t| t["caller_text"].is_string() && t["latency"]["e2e_ms"].is_i64())
+                .map(|t| t["latency"].clone());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}

@@ -77,6 +77,25 @@ impl Recording {
         None
     }
 
+    /// Start (ms) of the first run of at least `min_ms` at or below `threshold_db` at or after
+    /// `from_ms` (the end of the audio counts as silence).
+    pub fn silence_after(&self, from_ms: u64, threshold_db: f32, min_ms: u64) -> u64 {
+        let levels = self.frame_levels();
+        let need = (min_ms / 20).max(1) as usize;
+        let mut run = 0;
+        for (i, &l) in levels.iter().enumerate().skip((from_ms / 20) as usize) {
+            if l <= threshold_db {
+                run += 1;
+                if run == need {
+                    return (i + 1 - need) as u64 * 20;
+                }
+            } else {
+                run = 0;
+            }
+        }
+        levels.len().saturating_sub(run) as u64 * 20
+    }
+
     /// End (ms) of the last frame above `threshold_db` before `until_ms`.
     pub fn offset_before(&self, until_ms: u64, threshold_db: f32) -> Option<u64> {
         let levels = self.frame_levels();

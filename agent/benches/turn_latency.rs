@@ -7,6 +7,10 @@
 //! and the whisper test model: AGENT_TEST_WHISPER_MODEL or ~/.cache/agent/models). Calls run one
 //! at a time so the numbers are per-call latency, not contention. BENCH_ROUNDS repeats the clip
 //! set (default 1: 8 calls, about 3 minutes).
+//!
+//! Then barge-in reaction: BENCH_BARGE_CALLS calls (default 5) where the caller asks a
+//! question 1.5 s into the greeting; from baresip's own recordings, the time from the caller's
+//! speech onset (what it sent) to the agent going silent (what it heard, 400 ms of silence).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -16,7 +20,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::peers::{Baresip, padded_clip};
-use support::speech::whisper_model;
+use support::speech::{Recording, whisper_model};
 use support::{Env, http_get};
 
 const CLIPS: &[&str] = &[
@@ -133,6 +137,53 @@ fn main() {
             v.last().copied().unwrap_or(-1)
         );
     }
+
+    let barge_calls: usize = std::env::var("BENCH_BARGE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let reactions = barge_in_reactions(&env, work.path(), barge_calls);
+    println!(
+        "\nbarge-in reaction (caller speech onset → agent silent), {} calls: p50 {} ms, p95 {} ms, max {} ms",
+        reactions.len(),
+        percentile(&reactions, 50.0),
+        percentile(&reactions, 95.0),
+        reactions.last().copied().unwrap_or(-1)
+    );
+}
+
+/// Barge-in reaction of `calls` calls: caller onset → agent silent, from the recordings.
+fn barge_in_reactions(env: &Env, work: &Path, calls: usize) -> Vec<i64> {
+    let mut reactions = Vec::new();
+    for i in 0..calls {
+        let dir = work.join(format!("barge-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let wav = dir.join("caller.wav");
+        padded_clip(&fixture(CLIPS[i % 4]), &wav, 1.5, 4.0);
+        let mut phone = Baresip::dial(
+            &dir,
+            "bench",
+            &format!("sip:agent@{}", env.sip),
+            &wav,
+            Duration::from_secs(12),
+        );
+        phone.wait(Duration::from_secs(20));
+        let (heard, sent) = phone.recordings();
+        let (heard, sent) = (Recording::read(&heard), Recording::read(&sent));
+        let Some(onset) = sent.onset_after(1_000, -40.0, 60) else {
+            println!("barge-in call {i}: no caller speech recorded");
+            continue;
+        };
+        let stopped = heard.silence_after(onset, -40.0, 400);
+        let reaction = stopped as i64 - onset as i64;
+        println!(
+            "barge-in call {i} ({}): reaction {reaction} ms",
+            CLIPS[i % 4]
+        );
+        reactions.push(reaction);
+    }
+    reactions.sort_unstable();
+    reactions
 }
 
 /// The latency object of the newest call's first turn with caller text and a reply.

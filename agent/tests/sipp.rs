@@ -332,3 +332,50 @@ fn session_expiry_without_refresh_gets_a_bye_from_the_daemon() {
     let call = ended_call(&daemon, &key, Duration::from_secs(10));
     assert_eq!(call["end_reason"], "session_expired", "{call:#}");
 }
+
+#[test]
+fn our_own_greeting_echoed_back_is_not_taken_for_the_caller() {
+    let env = env("");
+    let key = supervisor_key(&env);
+    let daemon = env.serve();
+    let r = run(
+        &scenario("echo_caller.xml"),
+        env.sip,
+        &["-rtp_echo"],
+        Duration::from_secs(25),
+    );
+    assert!(r.succeeded(), "{}\n{}", r.output, r.ladder());
+    let call = ended_call(&daemon, &key, Duration::from_secs(10));
+    let kinds = event_kinds(&call);
+    assert!(
+        !kinds.iter().any(|k| k == "barge_in"),
+        "the echo paused the agent: {:#}",
+        call["events"]
+    );
+    let greeting = &call["turns"][0];
+    assert_eq!(greeting["interrupted"], false, "{call:#}");
+    assert!(
+        greeting["agent_text"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("how can I help you today?")),
+        "the whole greeting was played: {greeting}"
+    );
+    assert!(
+        call["turns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["caller_text"].is_null()),
+        "no caller turn from our own voice: {call:#}"
+    );
+    let media = event(&call, "media").unwrap_or_else(|| panic!("media event: {call:#}"));
+    let echo = &media["detail"]["echo"];
+    assert!(
+        echo["delay_ms"].as_u64().is_some_and(|d| d <= 200),
+        "echo path found: {media}"
+    );
+    assert!(
+        echo["erl_db"].as_f64().is_some_and(|e| e.abs() < 3.0),
+        "{media}"
+    );
+}

@@ -29,6 +29,7 @@
 //! an unsupported rate) returns a typed error; nothing here panics on data.
 
 pub mod codec;
+pub mod echo;
 pub mod endpoint;
 pub mod frame;
 pub mod g711;
@@ -41,6 +42,7 @@ pub mod vad;
 pub mod wav;
 
 pub use codec::{Codec, CodecError, CodecKind};
+pub use echo::{EchoGate, EchoGateConfig, EchoPath};
 pub use endpoint::{EndpointConfig, Endpointer, TurnEvent, TurnMode};
 pub use frame::{FRAME_MS, Framer};
 pub use g711::G711;

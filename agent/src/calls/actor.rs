@@ -213,8 +213,8 @@ impl Actor {
     /// Handles a leg event; returns the end reason when the call is over.
     async fn on_leg(&mut self, event: LegEvent) -> Option<String> {
         match event {
-            LegEvent::Audio { pcm, arrived } => {
-                let heard = self.listener.push(&pcm, arrived, false);
+            LegEvent::Audio { pcm, arrived, echo } => {
+                let heard = self.listener.push(&pcm, arrived, echo);
                 self.on_heard(heard).await;
                 self.maybe_pause_for_barge_in(self.config.barge_in_min_ms);
             }
@@ -482,7 +482,12 @@ impl Actor {
             && self.reply_finished
             && self.sentences.is_empty()
             && self.tts_job.is_none();
-        idle.then(|| self.quiet_since + self.config.silence_timeout)
+        // Quiet since the later of the last speech and the end of our last playback.
+        let since = self
+            .leg
+            .idle_since()
+            .map_or(self.quiet_since, |t| t.max(self.quiet_since));
+        idle.then(|| since + self.config.silence_timeout)
     }
 
     async fn on_silence(&mut self) {
@@ -519,6 +524,13 @@ impl Actor {
                 "lost": jitter.lost,
                 "late": jitter.late,
                 "jitter_ms": jitter.jitter_ms,
+                "echo": match self.leg.echo_path() {
+                    audio::EchoPath::Found { delay_frames, erl_db } => serde_json::json!({
+                        "delay_ms": delay_frames * 20,
+                        "erl_db": (erl_db * 10.0).round() / 10.0,
+                    }),
+                    _ => serde_json::Value::Null,
+                },
             }),
         );
         self.recorder.record(Record::Usage {

@@ -12,7 +12,10 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use audio::jitter::PushOutcome;
-use audio::{Codec, CodecKind, Framer, JitterBuffer, JitterConfig, Playout, Resampler};
+use audio::{
+    Codec, CodecKind, EchoGate, EchoGateConfig, EchoPath, Framer, JitterBuffer, JitterConfig,
+    Playout, Resampler,
+};
 use sip::driver::{CallControl, CallSignal, FrameSender, MediaEvent, MediaSession};
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
@@ -30,6 +33,8 @@ pub enum LegEvent {
         pcm: Vec<i16>,
         /// When the RTP packet carrying it arrived (tick time for concealed frames).
         arrived: Instant,
+        /// The echo gate judged it our own voice coming back (see `audio::echo`).
+        echo: bool,
     },
     Dtmf(char),
     /// The frame queued with `mark` went out on the wire at `at`.
@@ -66,6 +71,8 @@ struct Queued {
     payload: Vec<u8>,
     mark: Option<u64>,
     tag: u64,
+    /// Level of the frame's PCM (dBFS), for the echo gate once it is sent.
+    level_db: f32,
 }
 
 /// One call's media and signalling, owned by its actor.
@@ -98,6 +105,9 @@ pub struct CallLeg {
     idle_reported: bool,
     pending: VecDeque<LegEvent>,
     ended: bool,
+    /// Decides which inbound frames are our own voice coming back.
+    echo: EchoGate,
+    idle_at: Option<Instant>,
 }
 
 impl CallLeg {
@@ -154,6 +164,8 @@ impl CallLeg {
             idle_reported: true,
             pending: VecDeque::new(),
             ended: false,
+            echo: EchoGate::new(EchoGateConfig::default()),
+            idle_at: None,
         })
     }
 
@@ -215,6 +227,7 @@ impl CallLeg {
                 payload: payload[..n].to_vec(),
                 mark: if i == 0 { mark } else { None },
                 tag: self.next_tag,
+                level_db: audio::frame::dbfs(chunk),
             });
             self.next_tag += 1;
         }
@@ -230,7 +243,14 @@ impl CallLeg {
 
     /// True while queued audio has not all gone out (paused playback counts).
     pub fn is_playing(&self) -> bool {
-        self.playback_position() < self.play_until
+        // Until the idle event is queued, not merely until the last frame is sent: the actor's
+        // silence timer counts from that event, and must not see a gap between the two.
+        self.playback_position() < self.play_until || !self.idle_reported
+    }
+
+    /// When the last playback finished (the moment `PlaybackIdle` was queued).
+    pub fn idle_since(&self) -> Option<Instant> {
+        self.idle_at
     }
 
     /// True while playback is paused.
@@ -268,6 +288,7 @@ impl CallLeg {
         self.paused = false;
         self.play_until = position.min(self.play_until);
         self.idle_reported = true;
+        self.idle_at = Some(Instant::now());
         position
     }
 
@@ -288,6 +309,11 @@ impl CallLeg {
     }
 
     /// The negotiated codec's SDP name.
+    /// The echo path found so far (delay and return loss), if any.
+    pub fn echo_path(&self) -> EchoPath {
+        self.echo.path()
+    }
+
     pub fn codec_name(&self) -> &'static str {
         self.codec.kind().encoding_name()
     }
@@ -351,6 +377,13 @@ impl CallLeg {
     /// as whole 20 ms pipeline frames; and housekeeping of what has been played.
     fn on_tick(&mut self) {
         let at = Instant::now();
+        // What went out since the last tick (about one frame per tick while playing).
+        let position = self.playback_position();
+        let mut out_db = -96.0f32;
+        while let Some(q) = self.in_flight.front().filter(|q| q.tag < position) {
+            out_db = out_db.max(q.level_db);
+            self.in_flight.pop_front();
+        }
         if self.started {
             let mut arrived = at;
             let n = match self.jitter.pop(at) {
@@ -364,6 +397,7 @@ impl CallLeg {
                 _ => 0,
             };
             self.decoded[n..].fill(0);
+            let echo = self.echo.push(out_db, audio::frame::dbfs(&self.decoded));
             match self.upsample.as_mut() {
                 Some(up) => {
                     self.up_out.clear();
@@ -377,12 +411,9 @@ impl CallLeg {
                 self.pending.push_back(LegEvent::Audio {
                     pcm: frame.to_vec(),
                     arrived,
+                    echo,
                 });
             }
-        }
-        let position = self.playback_position();
-        while self.in_flight.front().is_some_and(|q| q.tag < position) {
-            self.in_flight.pop_front();
         }
         if !self.idle_reported
             && !self.paused
@@ -390,6 +421,7 @@ impl CallLeg {
             && self.outbox.is_empty()
         {
             self.idle_reported = true;
+            self.idle_at = Some(at);
             self.pending.push_back(LegEvent::PlaybackIdle);
         }
     }

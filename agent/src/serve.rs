@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::calls::{CallManager, CallRuntime};
+use crate::calls::CallManager;
 use crate::config::Config;
 use crate::wiring;
 
@@ -23,12 +23,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(orphaned, "ended calls left unfinished by a previous run");
     }
 
-    let flows = wiring::load_flows(&cfg)?;
-    let _flow_watch = flows.watch(Duration::from_secs(2));
-    let engines = wiring::speech_engines(&cfg);
-    let llm = wiring::llm_client(&cfg)?;
-    let (vad, vad_options) = wiring::vad(&cfg)?;
-    let services = wiring::services_factory(&cfg, store.clone())?;
+    let cfg = Arc::new(cfg);
+    let runtime = wiring::call_runtime(cfg.clone(), store.clone())?;
+    let _flow_watch = runtime.flows.watch(Duration::from_secs(2));
 
     let metrics = admin::metrics::install();
     let listener = TcpListener::bind(cfg.admin.listen)
@@ -50,18 +47,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
     );
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
-    let cfg = Arc::new(cfg);
-    let runtime = CallRuntime {
-        store: store.clone(),
-        engines,
-        flows,
-        llm,
-        services,
-        vad,
-        vad_options,
-        config: cfg.clone(),
-        node,
-    };
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
         tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));

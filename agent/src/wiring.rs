@@ -8,8 +8,29 @@ use anyhow::Context;
 use dialogs::{FlowRegistry, LlmClient, LlmConfig};
 use tokio::sync::watch;
 
-use crate::calls::{CallScope, ServicesFactory, SpeechEngines};
+use crate::calls::{CallRuntime, CallScope, ServicesFactory, SpeechEngines};
 use crate::config::{Config, SttProvider, TtsProvider};
+
+/// What every call shares (flows, speech engines, LLM, VAD, data services), for `serve` and
+/// `dial` alike.
+pub fn call_runtime(cfg: Arc<Config>, store: store::Store) -> anyhow::Result<CallRuntime> {
+    let flows = load_flows(&cfg)?;
+    let engines = speech_engines(&cfg);
+    let llm = llm_client(&cfg)?;
+    let (vad, vad_options) = vad(&cfg)?;
+    let services = services_factory(&cfg, store.clone())?;
+    Ok(CallRuntime {
+        store,
+        engines,
+        flows,
+        llm,
+        services,
+        vad,
+        vad_options,
+        node: cfg.node_id(),
+        config: cfg,
+    })
+}
 
 /// Loads every flow in `flows.dir`; the default flow must be among them.
 pub fn load_flows(cfg: &Config) -> anyhow::Result<Arc<FlowRegistry>> {

@@ -7,6 +7,7 @@ mod exchange;
 mod hearing;
 mod leg;
 mod listen;
+mod outbound;
 mod playback;
 mod recorder;
 mod setup;
@@ -25,6 +26,9 @@ use tokio::task::JoinSet;
 pub use actor::ActorConfig;
 pub use leg::CallLeg;
 pub use listen::ListenConfig;
+pub use outbound::{
+    OutboundError, OutboundProgress, OutboundRequest, OutboundResult, run_outbound,
+};
 pub use setup::{CallPlan, CallRequest};
 pub use speech::SpeechEngines;
 

@@ -117,6 +117,11 @@ impl CallPlan {
         })
     }
 
+    /// Stores an event before the call is connected (an outbound call's progress).
+    pub fn event(&self, kind: &str, detail: serde_json::Value) {
+        self.recorder.event(kind, detail);
+    }
+
     /// The call never connected: store why and wait for the writes.
     pub async fn abandon(self, reason: &str) {
         self.recorder.record(Record::Ended {

@@ -14,6 +14,7 @@ use crate::config::{self, Config, ConfigError, Override};
 mod accounts;
 mod chat;
 mod customers;
+mod dial;
 mod flows;
 mod models;
 
@@ -71,6 +72,9 @@ pub enum Command {
     /// Manage the customer cache
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    /// Place one call through a trunk and run a flow on it; exit 0 answered, 1 not
+    /// connected, 2 refused (unknown trunk or flow, number not allow-listed)
+    Dial(dial::DialArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,6 +117,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // One line: the chain of causes, outermost first.
             eprintln!("error: {e:#}");
+            if e.downcast_ref::<dial::Refused>().is_some() {
+                return ExitCode::from(2);
+            }
             ExitCode::FAILURE
         }
     }
@@ -136,6 +143,9 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
         flag("--admin-listen", "admin.listen", &args.admin_listen);
         flag("--sip-listen", "sip.listen", &args.sip_listen);
     }
+    if let Command::Dial(args) = &cli.command {
+        flag("--sip-listen", "sip.listen", &args.sip_listen);
+    }
     config::load(&file, required, &overrides)
 }
 
@@ -155,6 +165,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Flows(cmd) => flows::run(cmd, &cfg).await,
         Command::Chat(args) => chat::run(args, &cfg).await,
         Command::Customers(cmd) => customers::run(cmd, &cfg).await,
+        Command::Dial(args) => dial::run(args, &cfg).await,
     }
 }
 

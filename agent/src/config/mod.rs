@@ -184,6 +184,8 @@ pub struct CallConfig {
     pub default_tenant: String,
     /// How long an inbound call rings (180) before it is answered.
     pub answer_delay_ms: u64,
+    /// Outbound calls not answered within this many seconds are cancelled (`no_answer`); 0: no limit.
+    pub ringing_timeout_secs: u64,
 }
 
 impl Default for CallConfig {
@@ -194,6 +196,7 @@ impl Default for CallConfig {
             max_concurrent: 100,
             default_tenant: "default".to_owned(),
             answer_delay_ms: 0,
+            ringing_timeout_secs: 30,
         }
     }
 }

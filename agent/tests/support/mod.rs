@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod kamailio;
 pub mod peers;
 pub mod sipp;
 pub mod speech;

@@ -67,38 +67,118 @@ impl Baresip {
         max: Duration,
         codec_module: &str,
     ) -> Baresip {
-        let base = free_port_block(12);
-        let rec = dir.join("rec");
-        std::fs::create_dir_all(&rec).unwrap();
-        let config = format!(
-            "sip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\naudio_player aubridge,nil{sip}\n\
-             audio_source aufile,{wav}\naudio_alert aubridge,nil{sip}\nrtp_ports {rtp_lo}-{rtp_hi}\n\
-             module_path /usr/lib/baresip/modules\nmodule {codec_module}\nmodule aufile.so\nmodule aubridge.so\n\
-             module sndfile.so\nmodule ctrl_tcp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\
-             module_app contact.so\nmodule_app menu.so\nsnd_path {rec}\nctrl_tcp_listen 127.0.0.1:{ctrl}\n",
-            sip = base,
-            wav = wav.display(),
-            rtp_lo = base + 4,
-            rtp_hi = base + 11,
-            rec = rec.display(),
-            ctrl = base + 2,
-        );
-        std::fs::write(dir.join("config"), config).unwrap();
+        let base = write_config(dir, wav, codec_module);
         std::fs::write(
             dir.join("accounts"),
             format!("<sip:{user}@127.0.0.1:{base}>;regint=0\n"),
         )
         .unwrap();
+        Self::spawn(dir, max, Some(target))
+    }
+
+    /// Dials `target` as `user` through the proxy at `proxy` (`host:port`), answering its digest
+    /// challenge with `password`; not registered. Plays `wav`, records what it hears.
+    pub fn dial_via_proxy(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        proxy: &str,
+        target: &str,
+        wav: &Path,
+        max: Duration,
+    ) -> Baresip {
+        write_config(dir, wav, "g711.so");
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@127.0.0.1>;auth_pass={password};regint=0;outbound=\"sip:{proxy}\"\n"
+            ),
+        )
+        .unwrap();
+        Self::spawn(dir, max, Some(target))
+    }
+
+    /// Registers `user` with the registrar at `proxy` (`host:port`, digest `password`) and
+    /// answers every call at once (`answermode=auto`), playing `wav` and recording what it
+    /// hears; exits after `max`. See [`Baresip::wait_registered`].
+    pub fn answer_registered(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        proxy: &str,
+        wav: &Path,
+        max: Duration,
+    ) -> Baresip {
+        Self::registered(dir, user, password, proxy, wav, max, "auto")
+    }
+
+    /// As [`Baresip::answer_registered`], but calls only ring (`answermode=manual`).
+    pub fn ring_registered(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        proxy: &str,
+        wav: &Path,
+        max: Duration,
+    ) -> Baresip {
+        Self::registered(dir, user, password, proxy, wav, max, "manual")
+    }
+
+    fn registered(
+        dir: &Path,
+        user: &str,
+        password: &str,
+        proxy: &str,
+        wav: &Path,
+        max: Duration,
+        answermode: &str,
+    ) -> Baresip {
+        write_config(dir, wav, "g711.so");
+        std::fs::write(
+            dir.join("accounts"),
+            format!(
+                "<sip:{user}@127.0.0.1>;auth_pass={password};regint=600;\
+                 outbound=\"sip:{proxy}\";answermode={answermode}\n"
+            ),
+        )
+        .unwrap();
+        Self::spawn(dir, max, None)
+    }
+
+    /// Waits until baresip reports its registration accepted (`… 200 OK … binding`).
+    pub fn wait_registered(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if self
+                .log()
+                .lines()
+                .any(|l| l.contains("200 OK") && l.contains("binding"))
+            {
+                return;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("baresip did not register; log:\n{}", self.log());
+    }
+
+    /// Whether baresip has a call up (its log says so when a call is established).
+    pub fn established(&self) -> bool {
+        self.log().contains("Call established")
+    }
+
+    fn spawn(dir: &Path, max: Duration, dial: Option<&str>) -> Baresip {
         let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
-        let child = Command::new("baresip")
-            .arg("-f")
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f")
             .arg(dir)
-            .args([
-                "-t",
-                &max.as_secs().to_string(),
-                "-e",
-                &format!("/dial {target}"),
-            ])
+            .args(["-t", &max.as_secs().to_string()]);
+        if let Some(target) = dial {
+            cmd.args(["-e", &format!("/dial {target}")]);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -147,6 +227,29 @@ impl Baresip {
             enc.expect("a -enc.wav recording"),
         )
     }
+}
+
+/// Writes baresip's `config` (SIP on a free even port p, control p+2, RTP p+4..p+11) playing
+/// `wav` and recording into `dir/rec`; returns p.
+fn write_config(dir: &Path, wav: &Path, codec_module: &str) -> u16 {
+    let base = free_port_block(12);
+    let rec = dir.join("rec");
+    std::fs::create_dir_all(&rec).unwrap();
+    let config = format!(
+        "sip_listen 127.0.0.1:{sip}\nnet_interface 127.0.0.1\naudio_player aubridge,nil{sip}\n\
+         audio_source aufile,{wav}\naudio_alert aubridge,nil{sip}\nrtp_ports {rtp_lo}-{rtp_hi}\n\
+         module_path /usr/lib/baresip/modules\nmodule {codec_module}\nmodule aufile.so\nmodule aubridge.so\n\
+         module sndfile.so\nmodule ctrl_tcp.so\nmodule_tmp uuid.so\nmodule_tmp account.so\n\
+         module_app contact.so\nmodule_app menu.so\nsnd_path {rec}\nctrl_tcp_listen 127.0.0.1:{ctrl}\n",
+        sip = base,
+        wav = wav.display(),
+        rtp_lo = base + 4,
+        rtp_hi = base + 11,
+        rec = rec.display(),
+        ctrl = base + 2,
+    );
+    std::fs::write(dir.join("config"), config).unwrap();
+    base
 }
 
 impl Drop for Baresip {

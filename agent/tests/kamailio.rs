@@ -1,0 +1,461 @@
+//! Interop through a SIP provider: Kamailio (registrar + proxy, digest auth) between the agent
+//! and baresip phones, everything on 127.0.0.1 with free ports.
+//!
+//! - the daemon registers (401 challenge) and takes a call that alice places through the
+//!   proxy (407 challenge on her side);
+//! - `agent dial` calls bob through the proxy (407 on our side); bob's phone answers and hears
+//!   the greeting;
+//! - `agent dial` refuses numbers not allow-listed (nothing reaches the proxy) and reports
+//!   callees that do not connect (404 from the proxy, no answer within the ringing timeout).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::kamailio::Kamailio;
+use support::peers::Baresip;
+use support::speech::{Recording, transcribe, whisper_model, words};
+use support::{Env, http_get};
+
+/// The agent's config: the whisper model, short silence timeout, and trunk `kam` to Kamailio.
+fn env_with_trunk(kam: &Kamailio, register: bool, extra: &str) -> Env {
+    Env::new(&format!(
+        "[stt]\nmodel = \"{model}\"\nthreads = 1\n\
+         [call]\nsilence_timeout_secs = 3\n{extra}\n\
+         [[trunks]]\nname = \"kam\"\nproxy = \"sip:{proxy}\"\nusername = \"agent\"\n\
+         password = \"agentpw\"\nrealm = \"127.0.0.1\"\nregister = {register}\n\
+         register_expires = 300\nkeepalive_secs = 0\nallowed_destinations = [\"bob\", \"carol\"]\n",
+        model = whisper_model().display(),
+        proxy = kam.addr(),
+    ))
+}
+
+/// 8 kHz mono silence (what an answering phone "says").
+fn silence(path: &Path, secs: u32) {
+    let status = Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(path)
+        .args(["trim", "0", &secs.to_string()])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+}
+
+/// Runs `agent --config … ARGS` with a deadline; kills it when the deadline passes.
+fn run_agent(env: &Env, args: &[&str], within: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = Command::new(support::BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args(args)
+        .current_dir(env.dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "agent {args:?} still running after {within:?}\nstdout:\n{}\nstderr:\n{}",
+                support::stdout(&out),
+                support::stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), started.elapsed())
+}
+
+/// The call id from `agent dial`'s last line, `call <id> ended: <reason>`.
+fn final_line(stdout: &str) -> (String, String) {
+    let line = stdout.lines().last().unwrap_or_default();
+    let rest = line
+        .strip_prefix("call ")
+        .unwrap_or_else(|| panic!("final line: {stdout}"));
+    let (id, reason) = rest
+        .split_once(" ended: ")
+        .unwrap_or_else(|| panic!("final line: {stdout}"));
+    (id.to_owned(), reason.to_owned())
+}
+
+/// A call and its event kinds, read from the agent's SQLite database.
+fn stored_call(env: &Env, id: &str) -> (store::Call, Vec<store::CallEvent>) {
+    let url = format!("sqlite://{}", env.dir.path().join("agent.db").display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = store::Store::connect(&url, &store::StoreOptions::default())
+                .await
+                .unwrap();
+            let tenant = store.tenant_by_name("default").await.unwrap().unwrap();
+            let call = store.get_call(&tenant.id, id).await.unwrap().unwrap();
+            let events = store.list_call_events(id).await.unwrap();
+            store.close().await;
+            (call, events)
+        })
+}
+
+fn kinds(events: &[store::CallEvent]) -> Vec<&str> {
+    events.iter().map(|e| e.kind.as_str()).collect()
+}
+
+/// What `phone` heard, once its recording holds at least `secs` seconds (baresip completes
+/// the file when it sees the BYE, a moment after the agent stored the call as ended).
+fn heard_by(phone: &Baresip, secs: usize) -> Recording {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (dec, _) = phone.recordings();
+        let heard = Recording::read(&dec);
+        if heard.samples.len() >= secs * heard.rate as usize || Instant::now() > deadline {
+            return heard;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// An admin key (GET /v1/trunks needs the admin role).
+fn admin_key(env: &Env) -> String {
+    let out = env.run(&["keys", "create", "--tenant", "default", "--role", "admin"]);
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    support::stdout(&out).lines().last().unwrap().to_owned()
+}
+
+#[test]
+fn daemon_registers_with_kamailio_and_answers_a_call_routed_through_it() {
+    let kam = Kamailio::start();
+    let env = env_with_trunk(&kam, true, "");
+    let key = admin_key(&env);
+    let daemon = env.serve();
+
+    // Registered: 401 answered with the trunk's credentials, the binding saved.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let trunk = loop {
+        let (status, body) = http_get(&daemon.url("/v1/trunks"), Some(&key)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        let trunk = list["trunks"][0].clone();
+        if trunk["registered"] == true || Instant::now() > deadline {
+            break trunk;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(trunk["name"], "kam");
+    assert_eq!(
+        trunk["registered"],
+        true,
+        "{trunk:#}\n{}",
+        daemon.log_text()
+    );
+    assert!(trunk["expires_at"].is_i64(), "{trunk:#}");
+    assert!(
+        !kam.log_lines("CHALLENGE 401 REGISTER from sip:agent@127.0.0.1")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+    assert!(
+        !kam.log_lines("REGISTER saved for sip:agent@127.0.0.1")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+
+    // Alice calls sip:agent@ the proxy; Kamailio challenges her (407), then routes the call
+    // to the daemon's registered contact. She stays silent: the agent greets, reprompts once
+    // and hangs up after call.silence_timeout_secs.
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("alice.wav");
+    silence(&clip, 60);
+    let alice = Baresip::dial_via_proxy(
+        work.path(),
+        "alice",
+        "alicepw",
+        &kam.addr(),
+        &format!("sip:agent@{}", kam.addr()),
+        &clip,
+        Duration::from_secs(60),
+    );
+
+    // Stored: one inbound call from alice, answered and ended by the agent.
+    let mut call = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let (status, body) = http_get(&daemon.url("/v1/calls"), Some(&key)).unwrap();
+        assert_eq!(status, 200, "{body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        let calls = list["calls"].as_array().unwrap();
+        assert!(calls.len() <= 1, "{body}");
+        if let Some(id) = calls.first().and_then(|c| c["id"].as_str()) {
+            let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(&key)).unwrap();
+            call = serde_json::from_str(&body).unwrap();
+            if call["status"] == "ended" {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(call["status"], "ended", "{call:#}\n{}", daemon.log_text());
+    assert_eq!(call["direction"], "inbound");
+    assert_eq!(
+        (&call["from"], &call["to"]),
+        (&"alice".into(), &"agent".into()),
+        "{call:#}"
+    );
+    assert!(call["answered_at"].is_i64(), "{call:#}");
+    assert_eq!(call["end_reason"], "silence_timeout", "{call:#}");
+    assert!(alice.established(), "{}", alice.log());
+    assert!(
+        !kam.log_lines("CHALLENGE 407 INVITE from sip:alice@127.0.0.1")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+    assert!(
+        !kam.log_lines("AUTHENTICATED INVITE from sip:alice@127.0.0.1 to sip:agent@")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+
+    // Media went peer to peer after the proxied signalling: alice heard the greeting.
+    let heard = heard_by(&alice, 8);
+    let greeting = transcribe(&heard.to_16k(0, 8_000)).to_lowercase();
+    println!("alice heard: {greeting}");
+    let w = words(&greeting);
+    assert!(
+        w.contains("thank") || w.contains("calling"),
+        "greeting not heard: {greeting:?}"
+    );
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn agent_dial_calls_bob_through_kamailio_and_bob_hears_the_greeting() {
+    let kam = Kamailio::start();
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("bob.wav");
+    silence(&clip, 120);
+    let mut bob = Baresip::answer_registered(
+        work.path(),
+        "bob",
+        "bobpw",
+        &kam.addr(),
+        &clip,
+        Duration::from_secs(120),
+    );
+    bob.wait_registered(Duration::from_secs(10));
+
+    let env = env_with_trunk(&kam, false, "");
+    let (out, took) = run_agent(
+        &env,
+        &["dial", "bob", "--trunk", "kam", "--flow", "receptionist"],
+        Duration::from_secs(90),
+    );
+    let stdout = support::stdout(&out);
+    println!("agent dial took {took:?}:\n{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        support::stderr(&out)
+    );
+    assert!(
+        stdout.contains(&format!("dialling sip:bob@{}", kam.addr())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("answered (PCMU)"), "{stdout}");
+    let (call_id, end_reason) = final_line(&stdout);
+    // Bob says nothing: reprompt, goodbye, the agent hangs up.
+    assert_eq!(end_reason, "silence_timeout");
+
+    // Through the proxy: our INVITE was challenged (407) and then accepted with credentials.
+    assert!(
+        !kam.log_lines("CHALLENGE 407 INVITE from sip:agent@127.0.0.1")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+    assert!(
+        kam.log_lines("AUTHENTICATED INVITE from sip:agent@127.0.0.1")
+            .iter()
+            .any(|l| l.contains(" to sip:bob@")),
+        "{}",
+        kam.log()
+    );
+
+    let (call, events) = stored_call(&env, &call_id);
+    assert_eq!(call.direction, store::CallDirection::Outbound);
+    assert_eq!(
+        (call.from_number.as_str(), call.to_number.as_str()),
+        ("agent", "bob")
+    );
+    assert_eq!(call.flow.as_deref(), Some("receptionist"));
+    assert!(call.answered_at.is_some(), "{call:?}");
+    assert_eq!(call.end_reason.as_deref(), Some("silence_timeout"));
+    let kinds = kinds(&events);
+    assert!(
+        kinds.contains(&"dialling") && kinds.contains(&"answered"),
+        "{kinds:?}"
+    );
+
+    // What bob's phone heard starts with the flow's greeting.
+    assert!(bob.established(), "{}", bob.log());
+    let heard = heard_by(&bob, 8);
+    let greeting = transcribe(&heard.to_16k(0, 8_000)).to_lowercase();
+    println!("bob heard: {greeting}");
+    let w = words(&greeting);
+    assert!(
+        w.contains("thank") || w.contains("calling"),
+        "greeting not heard: {greeting:?}"
+    );
+}
+
+#[test]
+fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect() {
+    let kam = Kamailio::start();
+    let env = env_with_trunk(&kam, false, "ringing_timeout_secs = 2");
+
+    // Refused before dialling: exit 2, and nothing reached the proxy.
+    for (args, why) in [
+        (
+            ["dial", "dave", "--trunk", "kam"],
+            "not in trunks.kam.allowed_destinations",
+        ),
+        (
+            ["dial", "bob", "--trunk", "nope"],
+            "no trunk named \"nope\"",
+        ),
+    ] {
+        let (out, _) = run_agent(&env, &args, Duration::from_secs(30));
+        let stderr = support::stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(why), "{stderr}");
+    }
+    let (out, _) = run_agent(
+        &env,
+        &["dial", "bob", "--trunk", "kam", "--flow", "nope"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(support::stderr(&out).contains("flow \"nope\" is not loaded"));
+    assert!(kam.log_lines("REQ INVITE").is_empty(), "{}", kam.log());
+
+    // Carol is allow-listed but not registered: the proxy answers 404 after authenticating us.
+    let (out, _) = run_agent(
+        &env,
+        &["dial", "carol", "--trunk", "kam"],
+        Duration::from_secs(30),
+    );
+    let stderr = support::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("carol did not connect: rejected (404"),
+        "{stderr}"
+    );
+    let (call_id, end_reason) = final_line(&support::stdout(&out));
+    assert_eq!(end_reason, "rejected");
+    let (call, events) = stored_call(&env, &call_id);
+    assert_eq!(call.end_reason.as_deref(), Some("rejected"));
+    assert!(call.answered_at.is_none());
+    let failed = events
+        .iter()
+        .find(|e| e.kind == "not_connected")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(failed.detail["sip"], "remote_rejected", "{failed:?}");
+
+    // Bob's phone rings but nobody answers: cancelled after call.ringing_timeout_secs.
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("bob.wav");
+    silence(&clip, 5);
+    let mut bob = Baresip::ring_registered(
+        work.path(),
+        "bob",
+        "bobpw",
+        &kam.addr(),
+        &clip,
+        Duration::from_secs(60),
+    );
+    bob.wait_registered(Duration::from_secs(10));
+    let (out, took) = run_agent(
+        &env,
+        &["dial", "bob", "--trunk", "kam"],
+        Duration::from_secs(30),
+    );
+    let stdout = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        support::stderr(&out)
+    );
+    assert!(stdout.contains("ringing"), "{stdout}");
+    let (call_id, end_reason) = final_line(&stdout);
+    assert_eq!(end_reason, "no_answer");
+    let (call, events) = stored_call(&env, &call_id);
+    assert_eq!(call.end_reason.as_deref(), Some("no_answer"));
+    assert!(kinds(&events).contains(&"ringing"), "{events:?}");
+    let rang = events.iter().find(|e| e.kind == "ringing").unwrap().at;
+    let ended = call.ended_at.unwrap();
+    assert!(
+        (1_800..6_000).contains(&(ended - rang)),
+        "rang for {} ms with a 2 s ringing timeout (dial took {took:?})",
+        ended - rang
+    );
+
+    // SIGINT while it rings: the INVITE is cancelled at once (default 30 s ringing timeout).
+    let env = env_with_trunk(&kam, false, "");
+    let mut dial = Command::new(support::BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args(["dial", "bob", "--trunk", "kam"])
+        .current_dir(env.dir.path())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(dial.stdout.take().unwrap()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut stdout = Vec::new();
+    while !stdout.iter().any(|l: &String| l == "ringing") {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => stdout.push(line),
+            Err(e) => panic!("no ringing ({e}): {stdout:?}"),
+        }
+    }
+    let interrupted = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &dial.id().to_string()])
+        .status()
+        .unwrap();
+    let status = dial.wait().unwrap();
+    let took = interrupted.elapsed();
+    reader.join().unwrap();
+    stdout.extend(rx.try_iter());
+    let stdout = stdout.join("\n");
+    assert_eq!(status.code(), Some(1), "{stdout}");
+    assert!(took < Duration::from_secs(5), "hung up after {took:?}");
+    let (call_id, end_reason) = final_line(&stdout);
+    assert_eq!(end_reason, "daemon_shutdown", "{stdout}");
+    assert!(
+        !kam.log_lines("REQ CANCEL sip:bob@").is_empty(),
+        "{}",
+        kam.log()
+    );
+    let (call, _) = stored_call(&env, &call_id);
+    assert_eq!(call.end_reason.as_deref(), Some("daemon_shutdown"));
+}

@@ -459,3 +459,114 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
     let (call, _) = stored_call(&env, &call_id);
     assert_eq!(call.end_reason.as_deref(), Some("daemon_shutdown"));
 }
+
+#[test]
+fn a_caller_asking_for_a_person_is_transferred_by_refer_to_a_phone_that_answers() {
+    let kam = Kamailio::start();
+    // The receptionist with its front desk at bob (registered at the proxy) and transfers
+    // allowed at any hour.
+    let flows = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/flows/receptionist.toml"),
+    )
+    .unwrap();
+    let flow = original
+        .replacen("front_desk = \"+15550100100\"", "front_desk = \"bob\"", 1)
+        .replacen(
+            "transfer_outside_hours = false",
+            "transfer_outside_hours = true",
+            1,
+        );
+    assert!(
+        flow.contains("front_desk = \"bob\"") && flow.contains("transfer_outside_hours = true")
+    );
+    std::fs::write(flows.path().join("receptionist.toml"), flow).unwrap();
+    let env = env_with_trunk(&kam, true, "");
+    let key = admin_key(&env);
+    let daemon = env.serve_with(
+        &[],
+        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let bob_dir = work.path().join("bob");
+    std::fs::create_dir_all(&bob_dir).unwrap();
+    let bob_clip = bob_dir.join("bob.wav");
+    silence(&bob_clip, 40);
+    let mut bob = Baresip::answer_registered(
+        &bob_dir,
+        "bob",
+        "bobpw",
+        &kam.addr(),
+        &bob_clip,
+        Duration::from_secs(45),
+    );
+    bob.wait_registered(Duration::from_secs(10));
+    // Wait for the daemon's own registration before alice calls sip:agent@ the proxy.
+    assert!(
+        kam.wait_log(
+            "REGISTER saved for sip:agent@127.0.0.1",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        kam.log()
+    );
+
+    let alice_dir = work.path().join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let clip = alice_dir.join("alice.wav");
+    support::peers::padded_clip(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/human_please_8k.wav"),
+        &clip,
+        6.0,
+        30.0,
+    );
+    let _alice = Baresip::dial_via_proxy(
+        &alice_dir,
+        "alice",
+        "alicepw",
+        &kam.addr(),
+        &format!("sip:agent@{}", kam.addr()),
+        &clip,
+        Duration::from_secs(45),
+    );
+
+    let mut call = Value::Null;
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while Instant::now() < deadline {
+        let (_, body) = http_get(&daemon.url("/v1/calls"), Some(&key)).unwrap();
+        let list: Value = serde_json::from_str(&body).unwrap();
+        if let Some(id) = list["calls"][0]["id"].as_str() {
+            let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(&key)).unwrap();
+            call = serde_json::from_str(&body).unwrap();
+            if call["status"] == "ended" {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(call["status"], "ended", "{call:#}\n{}", daemon.log_text());
+    let events = call["events"].as_array().unwrap();
+    let transfer: Vec<&Value> = events.iter().filter(|e| e["kind"] == "transfer").collect();
+    assert!(
+        transfer.iter().any(|e| e["detail"]["state"] == "requested"
+            && e["detail"]["uri"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("sip:bob@"))),
+        "REFER to bob: {call:#}"
+    );
+    assert!(
+        transfer.iter().any(|e| e["detail"]["state"] == "accepted"),
+        "the transfer was accepted: {call:#}\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(call["end_reason"], "transferred", "{call:#}");
+    // alice's phone followed the REFER: bob's phone answered a call from alice.
+    assert!(bob.established(), "{}", bob.log());
+    assert!(
+        !kam.log_lines("AUTHENTICATED INVITE from sip:alice@127.0.0.1 to sip:bob@")
+            .is_empty(),
+        "{}",
+        kam.log()
+    );
+}

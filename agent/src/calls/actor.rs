@@ -22,6 +22,7 @@ use super::listen::Listener;
 use super::playback::PlaybackLog;
 use super::recorder::{Record, Recorder};
 use super::speech::{SpeechEngines, SpeechError};
+use super::transfer::TransferState;
 use crate::clock::now_ms;
 
 /// Said when speech recognition is unavailable (model missing): the call is answered, the
@@ -80,6 +81,7 @@ pub async fn run(
         ending: None,
         hangup_sent: false,
         quiet_since: Instant::now(),
+        transfer: TransferState::None,
     };
     actor.run().await
 }
@@ -90,15 +92,15 @@ pub(super) struct Actor {
     stopping: bool,
     started: Instant,
     pub(super) leg: CallLeg,
-    dialog: Dialog,
+    pub(super) dialog: Dialog,
     pub(super) listener: Listener,
     pub(super) engines: SpeechEngines,
     pub(super) recorder: Recorder,
     config: ActorConfig,
     settings: Option<TurnSettings>,
     /// The reply being produced or played; outputs of other replies are stale.
-    reply: Option<u64>,
-    reply_finished: bool,
+    pub(super) reply: Option<u64>,
+    pub(super) reply_finished: bool,
     /// Sentences waiting for synthesis, in order.
     sentences: VecDeque<String>,
     tts_job: Option<(String, JoinHandle<Result<Pcm, SpeechError>>)>,
@@ -109,9 +111,10 @@ pub(super) struct Actor {
     seq: i64,
     /// Set when the flow (or a limit) ends the call: hang up once playback is done.
     pub(super) ending: Option<String>,
-    hangup_sent: bool,
+    pub(super) hangup_sent: bool,
     /// Since when neither side has spoken (for `call.silence_timeout_secs`).
     pub(super) quiet_since: Instant,
+    pub(super) transfer: TransferState,
 }
 
 /// One input to the actor's loop.
@@ -242,8 +245,10 @@ impl Actor {
                 }
             }
             LegEvent::PlaybackIdle => self.quiet_since = Instant::now(),
+            LegEvent::TransferResult(outcome) => self.on_transfer_result(outcome).await,
             LegEvent::Hangup { reason } => {
                 self.leg.stop_playback();
+                self.note_transfer_end(&reason);
                 // A hang-up we asked for ends with our reason; otherwise the caller's.
                 return Some(
                     self.ending
@@ -276,12 +281,7 @@ impl Actor {
                     });
                 }
                 ReplyEvent::Action(CallAction::Transfer { to, name }) => {
-                    // Transfers need SIP REFER (trunk work); until then the flow hears it failed.
-                    let detail =
-                        serde_json::json!({ "to": to, "name": name, "reason": "not_supported" });
-                    self.recorder.event("transfer_failed", detail);
-                    self.reply = Some(self.dialog.send(DialogCommand::TransferFailed).await);
-                    self.reply_finished = false;
+                    self.request_transfer(to, name);
                 }
                 ReplyEvent::Done(summary) => self.on_summary(&summary),
                 _ => {}
@@ -503,6 +503,7 @@ impl Actor {
     async fn maybe_hang_up(&mut self) {
         let done_speaking =
             self.sentences.is_empty() && self.tts_job.is_none() && !self.leg.is_playing();
+        self.maybe_start_transfer(done_speaking).await;
         if self.ending.is_some() && !self.hangup_sent && done_speaking && self.reply_finished {
             self.hangup_sent = true;
             self.leg.hangup().await;

@@ -44,6 +44,8 @@ pub enum LegEvent {
     },
     /// Everything queued for playback has been sent.
     PlaybackIdle,
+    /// How a blind transfer ([`CallLeg::transfer`]) went.
+    TransferResult(sip::TransferOutcome),
     /// The call is over (`reason` is a stable end-reason code).
     Hangup {
         reason: String,
@@ -108,6 +110,8 @@ pub struct CallLeg {
     /// Decides which inbound frames are our own voice coming back.
     echo: EchoGate,
     idle_at: Option<Instant>,
+    /// The peer's SIP domain (host[:port]), where transfer targets that are numbers go.
+    peer_domain: String,
 }
 
 impl CallLeg {
@@ -166,6 +170,7 @@ impl CallLeg {
             ended: false,
             echo: EchoGate::new(EchoGateConfig::default()),
             idle_at: None,
+            peer_domain: String::new(),
         })
     }
 
@@ -292,6 +297,43 @@ impl CallLeg {
         position
     }
 
+    /// Sets the peer's SIP domain (host[:port]) for [`CallLeg::transfer`].
+    pub fn set_peer_domain(&mut self, domain: String) {
+        self.peer_domain = domain;
+    }
+
+    pub fn peer_domain(&self) -> &str {
+        &self.peer_domain
+    }
+
+    /// Starts a blind transfer (REFER) to `target`: a `sip:` URI, or a number or user, which
+    /// goes to `sip:{target}@{domain}` in the peer's domain (for a trunk or proxy, the domain
+    /// that routes its numbers). The outcome arrives as [`LegEvent::TransferResult`].
+    pub fn transfer(
+        &self,
+        target: &str,
+        domain: &str,
+    ) -> impl std::future::Future<Output = Result<sip::message::Uri, String>> + Send + 'static {
+        // Built before the await so the future holds no borrow of the leg (its codec is not
+        // `Sync`).
+        let text = if target.starts_with("sip:") || target.starts_with("sips:") {
+            target.to_owned()
+        } else {
+            let user: String = target.chars().filter(|c| !c.is_whitespace()).collect();
+            format!("sip:{user}@{domain}")
+        };
+        let control = self.control.clone();
+        async move {
+            let uri = sip::message::Uri::parse(&text)
+                .map_err(|e| format!("transfer target {text:?}: {e:?}"))?;
+            control
+                .transfer(uri.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(uri)
+        }
+    }
+
     /// Ends the call (BYE, or a final response before answer).
     pub async fn hangup(&mut self) {
         if let Err(e) = self.control.hangup().await {
@@ -328,6 +370,9 @@ impl CallLeg {
             }
             Some(CallSignal::InfoDtmf { digit, .. }) => {
                 self.pending.push_back(LegEvent::Dtmf(digit))
+            }
+            Some(CallSignal::TransferResult(outcome)) => {
+                self.pending.push_back(LegEvent::TransferResult(outcome))
             }
             Some(CallSignal::Established { remote_sdp }) => {
                 // Offerless INVITE: the answer in the ACK tells us where to send.

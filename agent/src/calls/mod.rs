@@ -12,6 +12,7 @@ mod playback;
 mod recorder;
 mod setup;
 mod speech;
+mod transfer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,9 +214,12 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         }
     };
     let control = call.control();
+    // Transfers to a number go to the caller's domain: the trunk or proxy that routes numbers.
+    let peer_domain = sip_domain(&call.from.uri);
     let InboundCall { signals, .. } = call;
     match leg::CallLeg::new(media, signals, control.clone()) {
-        Ok(leg) => {
+        Ok(mut leg) => {
+            leg.set_peer_domain(peer_domain);
             plan.converse(&rt, leg, stop).await;
         }
         Err(e) => {
@@ -224,4 +228,12 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
             plan.abandon("media_failed").await;
         }
     }
+}
+
+/// `host[:port]` of a SIP URI (empty for other schemes).
+pub(crate) fn sip_domain(uri: &sip::message::Uri) -> String {
+    uri.as_sip().map_or_else(String::new, |u| match u.port {
+        Some(port) => format!("{}:{port}", u.host),
+        None => u.host.to_string(),
+    })
 }

@@ -211,9 +211,13 @@ pub async fn run_outbound(
     };
     let codec = media.negotiated().codec.name.clone();
     let control = call.control();
+    let peer_domain = super::sip_domain(&call.target);
     let signals = call.into_signals();
     let leg = match CallLeg::new(media, signals, control.clone()) {
-        Ok(leg) => leg,
+        Ok(mut leg) => {
+            leg.set_peer_domain(peer_domain);
+            leg
+        }
         Err(e) => {
             tracing::error!(parent: &span, error = %e, "cannot run media");
             let _ = control.hangup().await;

@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{Call, CallEvent, CallFilter, CallStatus, Role, Turn};
+use store::{Call, CallEvent, CallFilter, CallQuality, CallStatus, Role, Turn};
 
 use crate::{ApiError, AppState, Authenticated};
 
@@ -68,7 +68,8 @@ pub(crate) async fn list(
     })))
 }
 
-/// `GET /v1/calls/{id}`: the call plus `turns` and `events`.
+/// `GET /v1/calls/{id}`: the call plus `turns`, `events` and `quality` (null until the call's
+/// media quality was recorded, at its end).
 pub(crate) async fn get_one(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -82,9 +83,11 @@ pub(crate) async fn get_one(
         .ok_or_else(|| ApiError::not_found("call"))?;
     let turns = state.store.list_turns(&call.id).await?;
     let events = state.store.list_call_events(&call.id).await?;
+    let quality = state.store.get_call_quality(&call.id).await?;
     let mut body = call_json(&call);
     body["turns"] = turns.iter().map(turn_json).collect();
     body["events"] = events.iter().map(event_json).collect();
+    body["quality"] = quality.as_ref().map_or(Value::Null, quality_json);
     Ok(Json(body))
 }
 
@@ -118,6 +121,28 @@ fn turn_json(t: &Turn) -> Value {
             "eot_ms": l.eot_ms, "stt_ms": l.stt_ms, "llm_ms": l.llm_ms,
             "tts_ms": l.tts_ms, "e2e_ms": l.e2e_ms,
         },
+    })
+}
+
+/// The caller's stream as we received it (`loss_pct` 0–100, `jitter_ms`), the round trip from
+/// RTCP (`rtt_ms`, null without a report from the peer), the estimated `mos` (1–4.5), and
+/// under `remote` our stream as the peer reported it (null fields without a report).
+fn quality_json(q: &CallQuality) -> Value {
+    json!({
+        "codec": q.codec,
+        "packets_expected": q.packets_expected,
+        "packets_received": q.packets_received,
+        "packets_lost": q.packets_lost,
+        "loss_pct": q.loss_pct(),
+        "jitter_ms": q.jitter_ms(),
+        "rtt_ms": q.rtt_ms(),
+        "mos": q.mos(),
+        "remote": {
+            "packets_lost": q.remote_packets_lost,
+            "loss_pct": q.remote_loss_pct(),
+            "jitter_ms": q.remote_jitter_ms(),
+        },
+        "recorded_at": q.recorded_at,
     })
 }
 

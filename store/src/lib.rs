@@ -19,6 +19,7 @@ mod error;
 mod messages;
 mod phone_numbers;
 mod pool;
+mod quality;
 mod tenants;
 mod usage;
 
@@ -38,6 +39,7 @@ pub use messages::{
 };
 pub use phone_numbers::PhoneNumber;
 pub use pool::{Backend, Store, StoreOptions};
+pub use quality::CallQuality;
 pub use tenants::Tenant;
 pub use usage::UsageRecord;
 

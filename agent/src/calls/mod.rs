@@ -9,6 +9,7 @@ mod leg;
 mod listen;
 mod outbound;
 mod playback;
+pub mod quality;
 mod recorder;
 mod setup;
 mod speech;

@@ -1,10 +1,10 @@
 //! The call's recorder: a task that writes the call's rows in order (call, events, turns,
-//! usage, end) as the call runs, retrying while the database is away, fed by a bounded
+//! usage, quality, end) as the call runs, retrying while the database is away, fed by a bounded
 //! channel so the actor never waits on storage.
 
 use std::time::Duration;
 
-use store::{NewCall, Store, StoreError, Turn};
+use store::{CallQuality, NewCall, Store, StoreError, Turn};
 
 /// One write.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub enum Record {
         detail: serde_json::Value,
     },
     Turn(Turn),
+    /// The call's media quality (written at its end; see `quality.rs`).
+    Quality(CallQuality),
     Usage {
         kind: &'static str,
         quantity: i64,
@@ -128,6 +130,7 @@ async fn write(
             .await
             .map(drop),
         Record::Turn(turn) => store.upsert_turn(turn).await,
+        Record::Quality(quality) => store.upsert_call_quality(quality).await,
         Record::Usage {
             kind,
             quantity,

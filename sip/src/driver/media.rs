@@ -1,5 +1,7 @@
 //! One call's RTP: a task owning the RTP socket that receives (symmetric latching, RFC 4733
 //! events) and sends one frame per ptime, and the [`MediaSession`] handle the application uses.
+//! The same task runs the call's RTCP on the odd port ([`super::rtcp`]) and publishes the
+//! call's [`MediaQuality`].
 //!
 //! Sending is paced by the task, not the application: the application queues encoded frames
 //! ahead on a small bounded channel and the task sends one per tick (a silence frame when none
@@ -13,10 +15,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{mpsc, watch};
 
-use crate::rtp::{Ignored, Received, RtpReceiver, RtpSender};
+use super::ports::MediaSockets;
+use super::rtcp::{BYE_SEND_TIMEOUT, RtcpLink, Sent};
+use crate::rtp::{Ignored, MediaQuality, Received, RtpPacket, RtpReceiver, RtpSender};
 use crate::sdp::NegotiatedMedia;
 
 /// Encoded frames the application may queue ahead of the pacer. Small on purpose: a barge-in
@@ -67,7 +71,7 @@ pub struct OutFrame {
 }
 
 /// Counters of one call's media.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct MediaStats {
     pub packets_received: u64,
@@ -78,6 +82,8 @@ pub struct MediaStats {
     pub frames_sent: u64,
     pub frames_discarded: u64,
     pub silence_frames_sent: u64,
+    /// Loss, jitter and round trip, as of the last 20 ms tick ([`MediaSession::quality`]).
+    pub quality: MediaQuality,
 }
 
 struct Shared {
@@ -127,6 +133,7 @@ pub struct MediaSession {
     events: mpsc::Receiver<MediaEvent>,
     control: mpsc::Sender<Control>,
     sender: FrameSender,
+    quality: watch::Receiver<MediaQuality>,
 }
 
 /// Queues frames for the pacer. Cheap to clone; separate from [`MediaSession`] so one task can
@@ -138,16 +145,16 @@ pub struct FrameSender {
 }
 
 impl MediaSession {
-    pub(super) fn start(socket: UdpSocket, negotiated: NegotiatedMedia) -> Self {
-        let local = socket
+    pub(super) fn start(sockets: MediaSockets, negotiated: NegotiatedMedia) -> Self {
+        let local = sockets
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let (events_tx, events_rx) = mpsc::channel(EVENTS_QUEUE);
         let (frames_tx, frames_rx) = mpsc::channel(FRAMES_AHEAD);
         let (control_tx, control_rx) = mpsc::channel(16);
         let shared = Arc::new(Shared::default());
-        let task = MediaTask::new(
-            socket,
+        let (task, quality) = MediaTask::new(
+            sockets,
             &negotiated,
             events_tx,
             frames_rx,
@@ -165,7 +172,15 @@ impl MediaSession {
             events: events_rx,
             control: control_tx,
             sender,
+            quality,
         }
+    }
+
+    /// The call's media quality so far: the incoming stream's loss and jitter as measured
+    /// here, and from the peer's RTCP reports the round trip and its view of our stream.
+    /// Updated every 20 ms tick and on every RTCP packet.
+    pub fn quality(&self) -> MediaQuality {
+        *self.quality.borrow()
     }
 
     /// The negotiated codec, telephone-event type, ptime and remote address.
@@ -218,6 +233,7 @@ impl MediaSession {
             frames_sent: get(&s.frames_sent),
             frames_discarded: get(&s.frames_discarded),
             silence_frames_sent: get(&s.silence_sent),
+            quality: self.quality(),
         }
     }
 }
@@ -269,6 +285,9 @@ impl FrameSender {
 
 struct MediaTask {
     socket: UdpSocket,
+    rtcp: RtcpLink,
+    /// What actually went on the wire (not counting ticks on hold), for sender reports.
+    sent: Sent,
     receiver: RtpReceiver,
     sender: RtpSender,
     remote: Option<SocketAddr>,
@@ -289,25 +308,29 @@ fn now() -> Instant {
 
 impl MediaTask {
     fn new(
-        socket: UdpSocket,
+        sockets: MediaSockets,
         neg: &NegotiatedMedia,
         events: mpsc::Sender<MediaEvent>,
         frames: mpsc::Receiver<OutFrame>,
         control: mpsc::Receiver<Control>,
         shared: Arc<Shared>,
-    ) -> Self {
+    ) -> (Self, watch::Receiver<MediaQuality>) {
         let ptime_ms = neg.ptime_ms.clamp(10, 60);
         let samples = neg.codec.clock_rate / 1000 * ptime_ms;
+        let (ssrc, first_sequence) = (rand::random(), rand::random());
         let sender = RtpSender::new(
-            rand::random(),
+            ssrc,
             neg.codec.payload_type,
             samples,
-            rand::random(),
+            first_sequence,
             rand::random(),
         )
         .with_telephone_event(neg.telephone_event);
-        Self {
-            socket,
+        let (rtcp, quality) = RtcpLink::new(sockets.rtcp, neg, ssrc, first_sequence);
+        let task = Self {
+            socket: sockets.rtp,
+            rtcp,
+            sent: Sent::default(),
             receiver: RtpReceiver::new(neg.telephone_event),
             sender,
             remote: neg.remote_rtp,
@@ -319,23 +342,37 @@ impl MediaTask {
             shared,
             dtmf: VecDeque::new(),
             paused: false,
-        }
+        };
+        (task, quality)
     }
 
     async fn run(mut self) {
         let mut buf = vec![0u8; 2048];
+        let mut rtcp_buf = vec![0u8; 1500];
         let mut tick = tokio::time::interval(self.ptime);
         loop {
+            let report_due = self.rtcp.next_report();
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => {
                     if let Ok((n, from)) = received {
                         self.on_datagram(from, n, &buf);
                     }
                 }
+                received = self.rtcp.recv(&mut rtcp_buf) => {
+                    if let Ok((n, from)) = received {
+                        let ips = self.media_ips();
+                        self.rtcp.on_rtcp(from, &rtcp_buf[..n], &ips, true);
+                    }
+                }
                 _ = tick.tick() => {
                     if !self.on_tick().await {
-                        return;
+                        break;
                     }
+                }
+                _ = tokio::time::sleep_until(report_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if report_due.is_some() => {
+                    let destination = self.destination();
+                    self.rtcp.send_report(&self.sent, destination, false).await;
                 }
                 control = self.control.recv() => match control {
                     Some(Control::Dtmf { digit, duration_ms }) => {
@@ -345,17 +382,46 @@ impl MediaTask {
                     }
                     Some(Control::Remote(addr)) => self.remote = Some(addr),
                     Some(Control::Paused(p)) => self.paused = p,
-                    None => return,
+                    None => break,
                 },
             }
         }
+        // The application is gone: the call's media ends here, so say BYE (RFC 3550 §6.6).
+        let destination = self.destination();
+        let bye = self.rtcp.send_report(&self.sent, destination, true);
+        let _ = tokio::time::timeout(BYE_SEND_TIMEOUT, bye).await;
+    }
+
+    /// Where our RTP goes: the latched source, else the address from SDP.
+    fn destination(&self) -> Option<SocketAddr> {
+        self.receiver.latched().or(self.remote)
+    }
+
+    /// The peer's media IPs, from which RTCP is accepted.
+    fn media_ips(&self) -> Vec<std::net::IpAddr> {
+        self.receiver
+            .latched()
+            .into_iter()
+            .chain(self.remote)
+            .map(|a| a.ip())
+            .collect()
     }
 
     fn on_datagram(&mut self, from: SocketAddr, n: usize, buf: &[u8]) {
         let arrived = now();
-        let event = match self.receiver.handle_packet(from, &buf[..n]) {
+        let data = &buf[..n];
+        if data.get(1).is_some_and(|pt| (192..=223).contains(pt)) {
+            // RTCP multiplexed on the RTP port (RFC 5761 §4: told apart by the packet type).
+            let ips = self.media_ips();
+            self.rtcp.on_rtcp(from, data, &ips, false);
+            return;
+        }
+        let event = match self.receiver.handle_packet(from, data) {
             Received::Media(pkt) => {
                 self.shared.packets_received.fetch_add(1, Ordering::Relaxed);
+                let h = &pkt.header;
+                self.rtcp
+                    .on_rtp(h.ssrc, h.sequence, h.timestamp, arrived, true);
                 MediaEvent::Audio(RtpAudio {
                     sequence: pkt.header.sequence,
                     timestamp: pkt.header.timestamp,
@@ -365,11 +431,17 @@ impl MediaTask {
                     arrived,
                 })
             }
-            Received::Dtmf(d) => MediaEvent::Dtmf {
-                digit: d.digit,
-                arrived,
-            },
-            Received::DtmfContinuation => return,
+            Received::Dtmf(d) => {
+                self.event_packet(data, arrived);
+                MediaEvent::Dtmf {
+                    digit: d.digit,
+                    arrived,
+                }
+            }
+            Received::DtmfContinuation => {
+                self.event_packet(data, arrived);
+                return;
+            }
             Received::Ignored(Ignored::OtherSource(_)) => {
                 self.shared
                     .packets_other_source
@@ -385,6 +457,16 @@ impl MediaTask {
             self.shared
                 .packets_dropped_backlog
                 .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Accounts a telephone-event packet for loss; its timestamp stays at the event's start,
+    /// so it is left out of the jitter.
+    fn event_packet(&mut self, data: &[u8], arrived: Instant) {
+        if let Ok(p) = RtpPacket::parse(data) {
+            let h = &p.header;
+            self.rtcp
+                .on_rtp(h.ssrc, h.sequence, h.timestamp, arrived, false);
         }
     }
 
@@ -421,10 +503,17 @@ impl MediaTask {
                 self.sender.audio(&self.silence)
             }
         };
-        let destination = self.receiver.latched().or(self.remote);
-        if let (Some(dest), false) = (destination, self.paused) {
-            let _ = self.socket.send_to(&packet, dest).await;
+        if let (Some(dest), false) = (self.destination(), self.paused)
+            && self.socket.send_to(&packet, dest).await.is_ok()
+        {
+            self.sent.packets += 1;
+            // Our packets carry the 12-octet fixed header only.
+            self.sent.octets += packet.len().saturating_sub(12) as u64;
+            if let Ok(p) = RtpPacket::parse(&packet) {
+                self.sent.last = Some((now(), p.header.timestamp));
+            }
         }
+        self.rtcp.publish();
         if real_frame {
             self.shared.frames_sent.fetch_add(1, Ordering::AcqRel);
         }

@@ -3,8 +3,9 @@
 //!
 //! - [`start`] binds the SIP socket and spawns the signalling task; it returns a [`SipHandle`]
 //!   and a bounded stream of [`InboundCall`]s.
-//! - [`InboundCall::answer`] binds an RTP port, answers with SDP and spawns the call's media
-//!   task, returning its [`MediaSession`]: encoded frames in and out, paced every ptime.
+//! - [`InboundCall::answer`] binds an RTP/RTCP port pair, answers with SDP and spawns the
+//!   call's media task, returning its [`MediaSession`]: encoded frames in and out, paced every
+//!   ptime, RTCP reports every ~5 s and the call's [`MediaQuality`].
 //! - [`SipHandle::dial`] places an outbound call (through a trunk or to a SIP URI); see
 //!   [`OutboundCall`].
 //! - Per-call [`CallSignal`]s (progress, established, hold/resume, transfer results, SIP INFO
@@ -21,6 +22,9 @@
 mod media;
 mod outbound;
 mod ports;
+mod rtcp;
+#[cfg(test)]
+mod rtcp_tests;
 mod signalling;
 #[cfg(test)]
 mod tests;
@@ -33,6 +37,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use crate::rtp::MediaQuality;
 pub use media::{FrameSender, MediaEvent, MediaSession, MediaStats, OutFrame, RtpAudio};
 pub use outbound::{DialEvent, DialRequest, OutboundCall};
 pub use transport::TcpStats;
@@ -50,7 +55,7 @@ pub struct DriverConfig {
     /// Address to announce in Via/Contact/SDP when behind NAT. `None`: the bound address, or
     /// for a wildcard bind the local address that routes towards each peer.
     pub external_ip: Option<IpAddr>,
-    /// RTP ports (even ports are used; RTCP would take the odd one above).
+    /// RTP ports (even ports are used; RTCP takes the odd one above).
     pub rtp_ports: RangeInclusive<u16>,
     /// Core settings (codecs, user agent, timers). `local_addr`/`advertised_addr` are filled in.
     pub endpoint: crate::Config,
@@ -409,8 +414,8 @@ impl InboundCall {
     pub async fn answer(&self) -> Result<MediaSession, DriverError> {
         let handle = &self.control.handle;
         let media_ip = handle.media_ip_towards(self.source);
-        let socket = handle.shared.ports.bind(media_ip).await?;
-        let port = socket
+        let sockets = handle.shared.ports.bind(media_ip).await?;
+        let port = sockets
             .local_addr()
             .map_err(|_| DriverError::Stopped)?
             .port();
@@ -440,7 +445,7 @@ impl InboundCall {
                 reply,
             })
             .await?;
-        Ok(MediaSession::start(socket, negotiated))
+        Ok(MediaSession::start(sockets, negotiated))
     }
 
     /// Rejects with a final status (e.g. 486 busy, 503 overloaded).
@@ -480,6 +485,8 @@ fn offerless_offer(params: &AnswerParams<'_>) -> (SessionDescription, Negotiated
         telephone_event: Some(101),
         ptime_ms: 20,
         remote_rtp: None,
+        remote_rtcp: None,
+        rtcp_mux: false,
         direction: crate::sdp::Direction::SendRecv,
     };
     (offer, negotiated)

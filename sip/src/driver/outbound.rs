@@ -11,10 +11,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::media::MediaSession;
+use super::ports::MediaSockets;
 use super::{CallControl, CallSignal, DriverError, SipHandle, signalling, trunks};
 use crate::message::Uri;
 use crate::sdp::{Direction, OfferParams, SessionDescription};
@@ -76,7 +76,7 @@ pub struct OutboundCall {
     signals: mpsc::Receiver<CallSignal>,
     control: CallControl,
     offer: SessionDescription,
-    socket: Option<UdpSocket>,
+    socket: Option<MediaSockets>,
     media: Option<MediaSession>,
     early: Option<SessionDescription>,
     answered: bool,

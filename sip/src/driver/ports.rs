@@ -1,4 +1,4 @@
-//! RTP port allocation and local-address discovery.
+//! RTP/RTCP port allocation and local-address discovery.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
 use std::ops::RangeInclusive;
@@ -8,7 +8,21 @@ use tokio::net::UdpSocket;
 
 use super::DriverError;
 
-/// Hands out even ports from a range, round-robin, skipping ports in use.
+/// A call's media sockets: RTP on an even port and RTCP on the odd port above it (RFC 3550
+/// §11).
+pub(super) struct MediaSockets {
+    pub(super) rtp: UdpSocket,
+    pub(super) rtcp: UdpSocket,
+}
+
+impl MediaSockets {
+    /// The RTP socket's address (the one announced in SDP).
+    pub(super) fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.rtp.local_addr()
+    }
+}
+
+/// Hands out even/odd port pairs from a range, round-robin, skipping pairs with a port in use.
 pub(super) struct PortAllocator {
     first: u16,
     last: u16,
@@ -26,16 +40,21 @@ impl PortAllocator {
         }
     }
 
-    /// Binds the next free even port on `ip` (or the wildcard when `ip` is not local).
-    pub(super) async fn bind(&self, ip: IpAddr) -> Result<UdpSocket, DriverError> {
-        let slots = u32::from((self.last - self.first) / 2 + 1);
+    /// Binds the next free even port and the odd one above it on `ip` (or the wildcard when
+    /// `ip` is not local).
+    pub(super) async fn bind(&self, ip: IpAddr) -> Result<MediaSockets, DriverError> {
+        // Pairs that fit in the range (`first` is even and `last` at least `first + 1`).
+        let slots = u32::from((self.last - self.first).div_ceil(2));
         for _ in 0..slots {
             let slot = self.next.fetch_add(1, Ordering::Relaxed) % slots;
             let port = self.first + (slot as u16) * 2;
             // Bind the wildcard: the announced IP may be a NAT's public address.
             let addr = SocketAddr::new(unspecified_like(ip), port);
-            if let Ok(socket) = UdpSocket::bind(addr).await {
-                return Ok(socket);
+            let Ok(rtp) = UdpSocket::bind(addr).await else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(addr.ip(), port + 1)).await {
+                return Ok(MediaSockets { rtp, rtcp });
             }
         }
         Err(DriverError::NoRtpPort {

@@ -123,6 +123,12 @@ pub struct NegotiatedMedia {
     pub ptime_ms: u32,
     /// Where to send RTP; `None` when the peer put the stream on hold with `0.0.0.0`.
     pub remote_rtp: Option<SocketAddr>,
+    /// Where to send RTCP when the peer named it (`a=rtcp`, RFC 3605); `None`: the RTP port
+    /// plus one (RFC 3550 §11).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// The peer's description asked for RTP/RTCP multiplexing (`a=rtcp-mux`, RFC 5761). We
+    /// never offer or accept it; the driver then sends no RTCP of its own.
+    pub rtcp_mux: bool,
     /// Our direction for the stream.
     pub direction: Direction,
 }
@@ -161,6 +167,18 @@ fn is_rtp_avp(proto: &str) -> bool {
 fn remote_addr(m: &MediaDescription, s: &SessionDescription) -> Option<SocketAddr> {
     let ip = m.connection.as_ref().or(s.connection.as_ref())?.ip_addr()?;
     (!ip.is_unspecified() && m.port != 0).then(|| SocketAddr::new(ip, m.port))
+}
+
+/// `a=rtcp:port [IN IP4 address]` (RFC 3605); the address defaults to the stream's.
+fn remote_rtcp(m: &MediaDescription, s: &SessionDescription) -> Option<SocketAddr> {
+    let value = m.attribute("rtcp")??;
+    let mut parts = value.split_whitespace();
+    let port: u16 = parts.next()?.parse().ok()?;
+    let ip = match parts.nth(2) {
+        Some(addr) => addr.split('/').next()?.parse().ok()?,
+        None => m.connection.as_ref().or(s.connection.as_ref())?.ip_addr()?,
+    };
+    (!ip.is_unspecified() && port != 0).then(|| SocketAddr::new(ip, port))
 }
 
 fn telephone_event(m: &MediaDescription, clock_rate: u32) -> Option<u8> {
@@ -207,6 +225,8 @@ fn choose(
                     telephone_event,
                     ptime_ms: m.ptime().filter(|p| (10..=120).contains(p)).unwrap_or(20),
                     remote_rtp: remote_addr(m, offer),
+                    remote_rtcp: remote_rtcp(m, offer),
+                    rtcp_mux: m.attribute("rtcp-mux").is_some(),
                     direction: Direction::of(m, offer).reverse(),
                     codec,
                 },
@@ -344,6 +364,8 @@ pub fn accept_answer(
         telephone_event: telephone_event(m, codec.clock_rate),
         ptime_ms: m.ptime().filter(|p| (10..=120).contains(p)).unwrap_or(20),
         remote_rtp: remote_addr(m, answer),
+        remote_rtcp: remote_rtcp(m, answer),
+        rtcp_mux: m.attribute("rtcp-mux").is_some(),
         direction: Direction::of(m, answer).reverse(),
         codec,
     })
@@ -432,6 +454,27 @@ mod tests {
             session_id: 7,
             username: "agent",
         }
+    }
+
+    #[test]
+    fn rtcp_address_and_mux_are_read_and_mux_is_never_answered() {
+        let plain = sdp("m=audio 5004 RTP/AVP 0\r\n");
+        let n = negotiate(&plain, &[Codec::pcmu()]).unwrap();
+        assert_eq!((n.remote_rtcp, n.rtcp_mux), (None, false));
+        let port_only = sdp("m=audio 5004 RTP/AVP 0\r\na=rtcp:6001\r\n");
+        let n = negotiate(&port_only, &[Codec::pcmu()]).unwrap();
+        assert_eq!(n.remote_rtcp, Some("192.0.2.1:6001".parse().unwrap()));
+        let elsewhere =
+            sdp("m=audio 5004 RTP/AVP 0\r\na=rtcp:6001 IN IP4 198.51.100.7\r\na=rtcp-mux\r\n");
+        let (answer, n) = build_answer(&elsewhere, &params(&[Codec::pcmu()])).unwrap();
+        assert_eq!(n.remote_rtcp, Some("198.51.100.7:6001".parse().unwrap()));
+        assert!(n.rtcp_mux);
+        assert_eq!(answer.audio().unwrap().attribute("rtcp-mux"), None);
+        let garbage = sdp("m=audio 5004 RTP/AVP 0\r\na=rtcp:x\r\n");
+        assert_eq!(
+            negotiate(&garbage, &[Codec::pcmu()]).unwrap().remote_rtcp,
+            None
+        );
     }
 
     #[test]

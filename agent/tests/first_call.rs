@@ -92,6 +92,16 @@ fn baresip_call_is_answered_transcribed_answered_and_hung_up() {
     let call = ended_call(&daemon, &key);
     assert!(call["answered_at"].is_i64(), "{call}");
     assert_eq!(call["direction"], "inbound");
+    // Media quality measured over the call (RTP on loopback: no loss, little jitter).
+    let quality = &call["quality"];
+    assert_eq!(quality["codec"], "PCMU", "{quality}");
+    assert!(
+        quality["packets_received"].as_i64().unwrap() > 500,
+        "{quality}"
+    );
+    assert!(quality["loss_pct"].as_f64().unwrap() < 1.0, "{quality}");
+    assert!(quality["jitter_ms"].as_f64().unwrap() < 20.0, "{quality}");
+    assert!(quality["mos"].as_f64().unwrap() > 4.0, "{quality}");
     // No caller speech after the answer: reprompt, then the flow says goodbye and hangs up.
     assert_eq!(call["end_reason"], "silence_timeout", "{call:#}");
     let turns = call["turns"].as_array().unwrap();

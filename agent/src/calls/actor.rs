@@ -515,6 +515,7 @@ impl Actor {
         self.save_turn();
         let jitter = self.leg.jitter_stats();
         let media = self.leg.media_stats();
+        super::quality::record(&self.recorder, self.leg.codec_name(), &media, &jitter);
         self.recorder.event(
             "media",
             serde_json::json!({

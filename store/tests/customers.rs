@@ -1,6 +1,7 @@
 //! Repository tests for the customers cache, invoices, messages and callbacks. Every test runs
 //! twice: on SQLite and on PostgreSQL (see `common`).
 
+#[macro_use]
 mod common;
 
 use common::{Engine, TestDb};
@@ -8,27 +9,6 @@ use store::{
     CallDirection, CallbackStatus, CustomerPhone, CustomerUpsert, InvoiceUpsert, ListFilter,
     MessageStatus, NewCall, NewCallback, NewMessage, PhoneKind, Store, StoreError, UpsertOutcome,
 };
-
-macro_rules! both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Sqlite).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-        mod postgres { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Postgres).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-    };
-}
 
 both_engines!(
     customers_upsert_by_external_id_and_replace_phones,

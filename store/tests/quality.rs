@@ -1,31 +1,11 @@
 //! Call-quality repository tests. Every test runs twice: on SQLite and on PostgreSQL (see
 //! `common`).
 
+#[macro_use]
 mod common;
 
 use common::{Engine, TestDb};
 use store::{CallDirection, CallQuality, NewCall, Store, StoreError};
-
-macro_rules! both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Sqlite).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-        mod postgres { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Postgres).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-    };
-}
 
 both_engines!(
     quality_round_trips_and_is_replaced_per_call,

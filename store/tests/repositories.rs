@@ -1,5 +1,6 @@
 //! The repository suite. Every test runs twice: on SQLite and on PostgreSQL.
 
+#[macro_use]
 mod common;
 
 use common::{Engine, TestDb};
@@ -7,27 +8,6 @@ use serde_json::json;
 use store::{
     CallDirection, CallFilter, CallStatus, NewCall, Role, Store, StoreError, Turn, TurnLatency,
 };
-
-macro_rules! both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Sqlite).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-        mod postgres { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Postgres).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-    };
-}
 
 both_engines!(
     tenants_are_unique_and_ensure_is_idempotent,

@@ -97,3 +97,26 @@ async fn exec_admin(admin_url: &str, sql: &str) {
         .expect("connect to the PostgreSQL server for test database setup");
     sqlx::Executor::execute(&mut conn, sql).await.expect(sql);
 }
+
+/// Declares each named `async fn(&Store)` test twice, as `sqlite::NAME` and `postgres::NAME`,
+/// each on a fresh database that is dropped afterwards.
+macro_rules! both_engines {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite { $(
+            #[tokio::test]
+            async fn $name() {
+                let db = super::TestDb::new(super::Engine::Sqlite).await;
+                super::$name(&db.store).await;
+                db.finish().await;
+            }
+        )+ }
+        mod postgres { $(
+            #[tokio::test]
+            async fn $name() {
+                let db = super::TestDb::new(super::Engine::Postgres).await;
+                super::$name(&db.store).await;
+                db.finish().await;
+            }
+        )+ }
+    };
+}

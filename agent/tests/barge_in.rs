@@ -135,7 +135,7 @@ fn a_backchannel_over_the_greeting_pauses_it_and_the_greeting_resumes() {
     let daemon = env.serve();
     let work = tempfile::tempdir().unwrap();
     // "Okay" (a listener's acknowledgement) spoken by espeak-ng at 8 kHz, 2.5 s into the
-    // greeting: after the echo gate's first 1.5 s of our audio, during which only a caller
+    // greeting: after the echo gate's first 0.7 s of our audio, during which only a caller
     // louder than the agent gets through (espeak's "okay" is not), see audio::echo. (espeak's
     // "mm hmm" is not a sound whisper reads back as words.)
     let raw = work.path().join("mmhmm_22k.wav");

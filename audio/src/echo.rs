@@ -10,7 +10,7 @@
 //! our audio was playing one delay ago and the frame is no louder than that audio minus the
 //! ERL plus a margin; anything clearly louder is the caller talking over it (double talk).
 //!
-//! Before the first estimate (up to the first 1.5 s of our audio in a call) the gate cannot
+//! Before the first estimate (up to the first 0.7 s of our audio in a call) the gate cannot
 //! know the path, so a frame counts as echo unless it is louder than what we were playing: a
 //! quiet caller's barge-in in that window is delayed by at most that long. A delay is taken
 //! only when 16 estimates in a row agree on it: a caller's speech correlates with ours by
@@ -29,8 +29,10 @@ const MIN_ACTIVE: usize = 16;
 const ACTIVE_DB: f32 = -45.0;
 /// Correlation needed to accept a delay.
 const MIN_CORRELATION: f32 = 0.7;
-/// Frames of our audio before the learning window closes (1.5 s).
-const LEARNING_FRAMES: u32 = 75;
+/// Frames of our audio before the learning window closes (0.7 s).
+const LEARNING_FRAMES: u32 = 35;
+/// Correlation that confirms a delay within 6 estimates while learning.
+const LEARNING_CORRELATION: f32 = 0.9;
 /// Consecutive estimates that must agree on a delay before it is taken (or changed): among
 /// 41 candidate delays, an unrelated envelope (the caller) correlates by chance now and then.
 const CONFIRM: u32 = 16;
@@ -133,11 +135,13 @@ impl EchoGate {
     }
 
     fn estimate(&mut self) {
-        if self.filled < WINDOW {
+        // Early in a call the window is whatever history there is (at least MIN_ACTIVE
+        // frames), so a strong echo is found within half a second.
+        if self.filled < MIN_ACTIVE + 1 {
             return;
         }
         let max_delay = MAX_DELAY
-            .min(self.filled - WINDOW)
+            .min(self.filled - MIN_ACTIVE)
             .min(HISTORY - WINDOW - 1);
         let mut best: Option<(f32, usize)> = None;
         for delay in 0..=max_delay {
@@ -175,7 +179,13 @@ impl EchoGate {
                     };
                 }
             }
-            _ if agreed >= CONFIRM => {
+            // Learning: a very strong, consistent correlation is taken sooner (a loop-back or a
+            // loud hybrid echo), so the learning window can be short.
+            _ if agreed >= CONFIRM
+                || (self.path == EchoPath::Learning
+                    && r >= LEARNING_CORRELATION
+                    && agreed >= 6) =>
+            {
                 self.path = EchoPath::Found {
                     delay_frames: delay,
                     erl_db: self.return_loss(delay),
@@ -187,6 +197,11 @@ impl EchoGate {
                 }
             }
         }
+    }
+
+    /// Frames compared at `delay`: the full window, or the history there is.
+    fn window(&self, delay: usize) -> usize {
+        WINDOW.min(self.filled.saturating_sub(delay + 1))
     }
 
     /// Pearson correlation of inbound levels with outbound levels `delay` frames earlier, over
@@ -201,7 +216,7 @@ impl EchoGate {
         // have returned them (the onset of a caller's speech after silence otherwise makes a
         // step that correlates with anything).
         let mut missing = 0usize;
-        for ago in 0..WINDOW {
+        for ago in 0..self.window(delay) {
             let x = self.out_at(ago + delay);
             if x <= ACTIVE_DB {
                 // A gap counts only when we were quiet a frame either side too.
@@ -242,7 +257,7 @@ impl EchoGate {
     /// Mean of (outbound − inbound) level over the window's active frames at `delay`.
     fn return_loss(&self, delay: usize) -> f32 {
         let (mut sum, mut n) = (0.0f32, 0.0f32);
-        for ago in 0..WINDOW {
+        for ago in 0..self.window(delay) {
             let x = self.out_at(ago + delay);
             if x > ACTIVE_DB {
                 sum += x - self.in_at(ago).max(-80.0);

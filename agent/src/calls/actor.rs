@@ -248,7 +248,6 @@ impl Actor {
             LegEvent::TransferResult(outcome) => self.on_transfer_result(outcome).await,
             LegEvent::Hangup { reason } => {
                 self.leg.stop_playback();
-                self.note_transfer_end(&reason);
                 // A hang-up we asked for ends with our reason; otherwise the caller's.
                 return Some(
                     self.ending

@@ -109,25 +109,6 @@ impl Actor {
         }
     }
 
-    /// The call ended while a transfer was in progress: the SIP layer ends an accepted
-    /// transfer with `transferred` (its BYE after the target answered) rather than a separate
-    /// outcome, so that is where "accepted" is recorded.
-    pub(super) fn note_transfer_end(&mut self, reason: &str) {
-        if reason != "transferred" {
-            return;
-        }
-        if let TransferState::InProgress { to, name, since } = std::mem::take(&mut self.transfer) {
-            metrics::counter!("agent_transfers_total", "outcome" => "accepted").increment(1);
-            self.recorder.event(
-                "transfer",
-                serde_json::json!({
-                    "to": to, "name": name, "state": "accepted",
-                    "after_ms": since.elapsed().as_millis() as i64,
-                }),
-            );
-        }
-    }
-
     /// Hands the call back to the flow, which says so and goes on.
     async fn transfer_failed(&mut self) {
         self.reply = Some(self.dialog.send(DialogCommand::TransferFailed).await);

@@ -147,6 +147,24 @@ impl Endpoint {
 
     /// Maps an async-openai error for a request to `path`, removing the key from any message
     /// the server echoed back.
+    /// Runs one API call under `timeout`, mapping a timeout and the client's errors to
+    /// [`RemoteError`]s that name the endpoint.
+    pub(crate) async fn within<T>(
+        &self,
+        path: &str,
+        timeout: Duration,
+        call: impl std::future::Future<Output = Result<T, OpenAIError>>,
+    ) -> Result<T, RemoteError> {
+        match tokio::time::timeout(timeout, call).await {
+            Err(_) => Err(RemoteError::Timeout {
+                url: self.display_url(path),
+                after: timeout,
+            }),
+            Ok(Err(e)) => Err(self.map_error(path, e, timeout)),
+            Ok(Ok(value)) => Ok(value),
+        }
+    }
+
     pub(crate) fn map_error(&self, path: &str, err: OpenAIError, timeout: Duration) -> RemoteError {
         let url = self.display_url(path);
         match err {

@@ -177,17 +177,10 @@ impl Inner {
         };
         let audio = self.client.audio();
         let transcription = audio.transcription();
-        let call = transcription.create_raw(request);
-        let bytes = match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => {
-                return Err(RemoteError::Timeout {
-                    url: self.endpoint.display_url(PATH),
-                    after: self.timeout,
-                });
-            }
-            Ok(Err(e)) => return Err(self.endpoint.map_error(PATH, e, self.timeout)),
-            Ok(Ok(bytes)) => bytes,
-        };
+        let bytes = self
+            .endpoint
+            .within(PATH, self.timeout, transcription.create_raw(request))
+            .await?;
         parse_text(&bytes).map_err(|reason| RemoteError::InvalidResponse {
             url: self.endpoint.display_url(PATH),
             reason,

@@ -159,17 +159,11 @@ impl Inner {
         };
         let audio = self.client.audio();
         let speech = audio.speech();
-        let call = speech.create(request);
-        let bytes = match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => {
-                return Err(RemoteError::Timeout {
-                    url: self.endpoint.display_url(PATH),
-                    after: self.timeout,
-                });
-            }
-            Ok(Err(e)) => return Err(self.endpoint.map_error(PATH, e, self.timeout)),
-            Ok(Ok(response)) => response.bytes,
-        };
+        let bytes = self
+            .endpoint
+            .within(PATH, self.timeout, speech.create(request))
+            .await?
+            .bytes;
         pcm_s16le(&bytes).map_err(|reason| RemoteError::InvalidResponse {
             url: self.endpoint.display_url(PATH),
             reason,

@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
+use support::Env;
+use support::admin::{event_kinds, supervisor_key};
 use support::peers::{Baresip, padded_clip};
 use support::speech::{Recording, transcribe, whisper_model, words};
-use support::{Daemon, Env, http_get};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,46 +24,6 @@ fn env() -> Env {
         "[stt]\nmodel = \"{}\"\nthreads = 1\n[call]\nsilence_timeout_secs = 3\n",
         whisper_model().display()
     ))
-}
-
-fn supervisor_key(env: &Env) -> String {
-    let out = env.run(&[
-        "keys",
-        "create",
-        "--tenant",
-        "default",
-        "--role",
-        "supervisor",
-    ]);
-    assert!(out.status.success(), "{}", support::stderr(&out));
-    support::stdout(&out).lines().last().unwrap().to_owned()
-}
-
-fn ended_call(daemon: &Daemon, key: &str) -> Value {
-    for _ in 0..80 {
-        if let Some((_, body)) = http_get(&daemon.url("/v1/calls"), Some(key)) {
-            let list: Value = serde_json::from_str(&body).unwrap();
-            if let Some(id) = list["calls"][0]["id"].as_str() {
-                let (_, body) =
-                    http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(key)).unwrap();
-                let call: Value = serde_json::from_str(&body).unwrap();
-                if call["status"] == "ended" {
-                    return call;
-                }
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no ended call; log:\n{}", daemon.log_text());
-}
-
-fn event_kinds(call: &Value) -> Vec<String> {
-    call["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 const GREETING: &str =
@@ -88,7 +48,7 @@ fn a_question_over_the_greeting_stops_it_quickly_and_is_answered() {
     phone.wait(Duration::from_secs(50));
     assert!(phone.log().contains("Call established"), "{}", phone.log());
 
-    let call = ended_call(&daemon, &key);
+    let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(8));
     let kinds = event_kinds(&call);
     assert!(kinds.iter().any(|k| k == "barge_in"), "{kinds:?}");
     let turns = call["turns"].as_array().unwrap();
@@ -165,7 +125,7 @@ fn a_backchannel_over_the_greeting_pauses_it_and_the_greeting_resumes() {
     );
     phone.wait(Duration::from_secs(40));
 
-    let call = ended_call(&daemon, &key);
+    let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(8));
     let kinds = event_kinds(&call);
     let greeting = &call["turns"][0];
     assert_eq!(greeting["interrupted"], false, "{call:#}");

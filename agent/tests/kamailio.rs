@@ -531,20 +531,7 @@ fn a_caller_asking_for_a_person_is_transferred_by_refer_to_a_phone_that_answers(
         Duration::from_secs(45),
     );
 
-    let mut call = Value::Null;
-    let deadline = Instant::now() + Duration::from_secs(45);
-    while Instant::now() < deadline {
-        let (_, body) = http_get(&daemon.url("/v1/calls"), Some(&key)).unwrap();
-        let list: Value = serde_json::from_str(&body).unwrap();
-        if let Some(id) = list["calls"][0]["id"].as_str() {
-            let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(&key)).unwrap();
-            call = serde_json::from_str(&body).unwrap();
-            if call["status"] == "ended" {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(45));
     assert_eq!(call["status"], "ended", "{call:#}\n{}", daemon.log_text());
     let events = call["events"].as_array().unwrap();
     let transfer: Vec<&Value> = events.iter().filter(|e| e["kind"] == "transfer").collect();

@@ -9,9 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
+use support::Env;
+use support::admin::{ended_call, supervisor_key};
 use support::peers::{Baresip, padded_clip};
 use support::speech::Recording;
-use support::{Env, http_get};
 use testkit::openai::{FakeOpenAi, TranscriptionReply};
 
 #[test]
@@ -31,16 +32,7 @@ fn remote_stt_and_tts_carry_a_whole_call() {
          [tts]\nprovider = \"openai\"\nvoice = \"alloy\"\nbase_url = \"{base}\"\napi_key = \"sk-test-audio\"\n\
          [call]\nsilence_timeout_secs = 3\n"
     ));
-    let out = env.run(&[
-        "keys",
-        "create",
-        "--tenant",
-        "default",
-        "--role",
-        "supervisor",
-    ]);
-    assert!(out.status.success(), "{}", support::stderr(&out));
-    let key = support::stdout(&out).lines().last().unwrap().to_owned();
+    let key = supervisor_key(&env);
     let daemon = env.serve();
 
     let work = tempfile::tempdir().unwrap();
@@ -58,20 +50,7 @@ fn remote_stt_and_tts_carry_a_whole_call() {
     phone.wait(Duration::from_secs(70));
     assert!(phone.log().contains("Call established"), "{}", phone.log());
 
-    let call = (0..50)
-        .find_map(|_| {
-            let (_, body) = http_get(&daemon.url("/v1/calls"), Some(&key))?;
-            let list: Value = serde_json::from_str(&body).ok()?;
-            let id = list["calls"][0]["id"].as_str()?.to_owned();
-            let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(&key))?;
-            let call: Value = serde_json::from_str(&body).ok()?;
-            if call["status"] == "ended" {
-                return Some(call);
-            }
-            std::thread::sleep(Duration::from_millis(100));
-            None
-        })
-        .unwrap_or_else(|| panic!("no ended call; log:\n{}", daemon.log_text()));
+    let call = ended_call(&daemon, &key, Duration::from_secs(5));
     let turns = call["turns"].as_array().unwrap();
     let answered = turns
         .iter()

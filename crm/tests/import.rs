@@ -3,6 +3,7 @@
 // Shared with the store's own tests; formatted by its owners, not by `cargo fmt -p crm`.
 #[path = "../../store/tests/common/mod.rs"]
 #[rustfmt::skip]
+#[macro_use]
 mod common;
 
 use common::{Engine, TestDb};
@@ -11,27 +12,6 @@ use crm::{
     PhoneError, PhoneNormalizer, RowError, import_customers, import_invoices,
 };
 use store::{PhoneKind, Store};
-
-macro_rules! both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Sqlite).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-        mod postgres { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Postgres).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-    };
-}
 
 both_engines!(
     good_rows_are_imported_with_exact_money_and_e164_phones,

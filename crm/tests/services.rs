@@ -4,6 +4,7 @@
 // Shared with the store's own tests; formatted by its owners, not by `cargo fmt -p crm`.
 #[path = "../../store/tests/common/mod.rs"]
 #[rustfmt::skip]
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -16,27 +17,6 @@ use dialogs::{
     RefusalReason, ReplyEvent,
 };
 use store::{CallDirection, NewCall, Store};
-
-macro_rules! both_engines {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Sqlite).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-        mod postgres { $(
-            #[tokio::test]
-            async fn $name() {
-                let db = super::TestDb::new(super::Engine::Postgres).await;
-                super::$name(&db.store).await;
-                db.finish().await;
-            }
-        )+ }
-    };
-}
 
 both_engines!(
     lookup_identifies_only_this_tenants_unambiguous_callers,

@@ -7,7 +7,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{Call, CallEvent, CallFilter, CallQuality, CallStatus, Role, Turn};
+use store::{Call, CallEvent, CallFilter, CallId, CallQuality, CallStatus, Role, Turn};
 
 use crate::{ApiError, AppState, Authenticated};
 
@@ -78,7 +78,7 @@ pub(crate) async fn get_one(
     let p = auth.require(Role::Supervisor)?;
     let call = state
         .store
-        .get_call(&p.tenant_id, &id)
+        .get_call(&p.tenant_id, &CallId::new(id))
         .await?
         .ok_or_else(|| ApiError::not_found("call"))?;
     let turns = state.store.list_turns(&call.id).await?;

@@ -4,14 +4,17 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use store::{CallDirection, NewCall, Role, Store, StoreOptions, Turn, TurnLatency};
+use store::{
+    CallDirection, CallId, EndReason, EventKind, NewCall, Role, Store, StoreOptions, TenantId,
+    Turn, TurnLatency,
+};
 use tower::ServiceExt;
 
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     app: axum::Router,
-    tenant: String,
+    tenant: TenantId,
 }
 
 async fn fixture() -> Fixture {
@@ -136,7 +139,7 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
         let call = f
             .store
             .insert_call(NewCall {
-                id: store::new_id(),
+                id: CallId::generate(),
                 tenant_id: f.tenant.clone(),
                 direction: CallDirection::Inbound,
                 from_number: format!("+1555000000{i}"),
@@ -153,11 +156,11 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
     }
     f.store.mark_call_answered(&ids[2], 1_500).await.unwrap();
     f.store
-        .end_call(&ids[2], 9_500, "caller_hangup")
+        .end_call(&ids[2], 9_500, &EndReason::CallerHangup)
         .await
         .unwrap();
     f.store
-        .add_call_event(&ids[2], 1_500, "answered", serde_json::json!({}))
+        .add_call_event(&ids[2], 1_500, &EventKind::Answered, serde_json::json!({}))
         .await
         .unwrap();
     f.store

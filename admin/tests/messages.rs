@@ -7,7 +7,7 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use store::{
     CustomerPhone, CustomerUpsert, InvoiceUpsert, NewCallback, NewMessage, PhoneKind, Role, Store,
-    StoreOptions,
+    StoreOptions, TenantId,
 };
 use tower::ServiceExt;
 
@@ -15,8 +15,8 @@ struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
     app: axum::Router,
-    tenant: String,
-    other: String,
+    tenant: TenantId,
+    other: TenantId,
 }
 
 async fn fixture() -> Fixture {
@@ -63,10 +63,10 @@ async fn post(app: &axum::Router, path: &str, key: &str) -> (StatusCode, Value) 
     request(app, Method::POST, path, key).await
 }
 
-async fn message(store: &Store, tenant: &str, text: &str, at: i64) -> String {
+async fn message(store: &Store, tenant: &TenantId, text: &str, at: i64) -> String {
     store
         .insert_message(NewMessage {
-            tenant_id: tenant.to_owned(),
+            tenant_id: tenant.clone(),
             caller_number: Some("+15551234567".to_owned()),
             caller_name: Some("Jane".to_owned()),
             text: text.to_owned(),

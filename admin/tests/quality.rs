@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
-use store::{CallDirection, CallQuality, NewCall, Role, Store, StoreOptions};
+use store::{CallDirection, CallId, CallQuality, NewCall, Role, Store, StoreOptions};
 use tower::ServiceExt;
 
 async fn get(app: &axum::Router, path: &str, key: &str) -> (StatusCode, Value) {
@@ -38,7 +38,7 @@ async fn call_detail_has_quality_once_recorded() {
     ));
     let id = store
         .insert_call(NewCall {
-            id: store::new_id(),
+            id: CallId::generate(),
             tenant_id: tenant,
             direction: CallDirection::Inbound,
             from_number: "+15550000001".to_owned(),

@@ -17,7 +17,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let node = cfg.node_id();
     let now = crate::clock::now_ms();
     let orphaned = store
-        .end_orphaned_calls(&node, now, "daemon_restart")
+        .end_orphaned_calls(&node, now, &store::EndReason::DaemonRestart)
         .await?;
     if orphaned > 0 {
         tracing::warn!(orphaned, "ended calls left unfinished by a previous run");

@@ -208,12 +208,13 @@ pub fn services_factory(cfg: &Config, store: store::Store) -> anyhow::Result<Ser
     let phones = crm::PhoneNormalizer::new(&cfg.crm.default_region)
         .with_context(|| format!("crm.default_region = {:?}", cfg.crm.default_region))?;
     Ok(Arc::new(
-        move |scope: &CallScope| -> Arc<dyn dialogs::CallServices> {
+        move |scope: &CallScope, events| -> Arc<dyn dialogs::CallServices> {
             Arc::new(crm::StoreCallServices::new(
                 store.clone(),
                 &scope.tenant_id,
                 &scope.call_id,
                 phones,
+                events,
             ))
         },
     ))

@@ -1,6 +1,6 @@
 //! The customer directory: who is calling, by caller ID, within one tenant.
 
-use store::{Customer, Invoice, Store, StoreError};
+use store::{Customer, Invoice, Store, StoreError, TenantId};
 
 use crate::phone::{E164, PhoneError, PhoneNormalizer};
 
@@ -63,7 +63,7 @@ impl CustomerDirectory {
     /// [`LOOKUP_INVOICES`] for the usual amount).
     pub async fn lookup_caller(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         caller_id: &str,
         invoices: u32,
     ) -> Result<CallerMatch, DirectoryError> {
@@ -104,7 +104,7 @@ impl CustomerDirectory {
     /// One customer of the tenant by the store's id.
     pub async fn customer(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         customer_id: &str,
     ) -> Result<Option<Customer>, DirectoryError> {
         Ok(self.store.customer(tenant_id, customer_id).await?)
@@ -113,7 +113,7 @@ impl CustomerDirectory {
     /// A customer's invoices, latest due date first, at most `limit`.
     pub async fn invoices(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         customer_id: &str,
         limit: u32,
     ) -> Result<Vec<Invoice>, DirectoryError> {

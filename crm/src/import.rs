@@ -56,7 +56,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use store::{Store, StoreError, UpsertOutcome};
+use store::{Store, StoreError, TenantId, UpsertOutcome};
 
 use crate::money::MoneyError;
 use crate::phone::{PhoneError, PhoneNormalizer};
@@ -72,7 +72,7 @@ pub const MAX_REJECTIONS_KEPT: usize = 10_000;
 /// `default_region` (ISO 3166-1 alpha-2, e.g. `"US"`). See the module docs for the format.
 pub async fn import_csv(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     path: &Path,
     default_region: &str,
 ) -> Result<ImportReport, ImportError> {
@@ -84,7 +84,7 @@ pub async fn import_csv(
 /// Imports the invoices CSV at `path` for `tenant_id`; its customers must be imported first.
 pub async fn import_invoices_csv(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     path: &Path,
 ) -> Result<ImportReport, ImportError> {
     let file = open(path)?;
@@ -279,7 +279,7 @@ pub enum ImportError {
 /// Imports customers from CSV text (the customers format in the module docs).
 pub async fn import_customers<R: Read>(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     input: R,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
@@ -304,7 +304,7 @@ pub async fn import_customers<R: Read>(
 /// Imports invoices from CSV text (the invoices format in the module docs).
 pub async fn import_invoices<R: Read>(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     input: R,
     options: &ImportOptions,
 ) -> Result<ImportReport, ImportError> {
@@ -330,7 +330,7 @@ pub async fn import_invoices<R: Read>(
 
 async fn write_customers(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     batch: &mut Vec<store::CustomerUpsert>,
     options: &ImportOptions,
     report: &mut ImportReport,
@@ -352,7 +352,7 @@ async fn write_customers(
 
 async fn write_invoices(
     store: &Store,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     batch: &mut Vec<(u64, InvoiceRow)>,
     options: &ImportOptions,
     report: &mut ImportReport,

@@ -26,4 +26,4 @@ pub use import::{
 };
 pub use money::MoneyError;
 pub use phone::{E164, PhoneError, PhoneNormalizer};
-pub use services::{ServicesError, StoreCallServices};
+pub use services::{CallEventSink, ServicesError, StoreCallServices, event_parts};

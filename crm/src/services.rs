@@ -9,15 +9,13 @@
 //! `crm` depends on `dialogs` only for this trait and its data types.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use dialogs::{
     CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage, ServiceError,
     ServiceFuture,
 };
 use serde_json::{Value, json};
-use store::{Store, StoreError};
-use tokio::sync::{mpsc, oneshot};
+use store::{CallId, EventKind, Store, StoreError, TenantId};
 
 use crate::directory::{CallerMatch, CustomerDirectory, DirectoryError};
 use crate::phone::PhoneNormalizer;
@@ -28,24 +26,22 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Invoices handed to the flow per request (latest due date first).
 pub const INVOICES_PER_REQUEST: u32 = 20;
 
-/// Call events waiting to be written, per call, before new ones are dropped.
-pub const DEFAULT_EVENT_QUEUE: usize = 256;
-
-/// Metric: call events dropped because the queue was full or its writer gone.
-pub const EVENTS_DROPPED_METRIC: &str = "agent_call_events_dropped_total";
-/// Metric: call events the writer could not store.
-pub const EVENTS_FAILED_METRIC: &str = "agent_call_events_failed_total";
+/// Where a call's events go. The agent's per-call recorder implements it: it is the one
+/// writer of `call_events`, so the flow's events (refusals, tool calls, fallbacks, outcomes)
+/// are stored in order with everything else that happens on the call. Implementations must
+/// never block (the flow engine calls it from its reply stream).
+pub trait CallEventSink: Send + Sync {
+    fn record(&self, kind: EventKind, detail: Value);
+}
 
 /// The per-call [`CallServices`] over the store. Build one per call with the call's tenant and
-/// id (the call row must exist before events are written); share it as
-/// `Arc<dyn CallServices>`.
+/// id; share it as `Arc<dyn CallServices>`.
 pub struct StoreCallServices {
     directory: CustomerDirectory,
     store: Store,
-    tenant_id: String,
-    call_id: String,
-    events: mpsc::Sender<Queued>,
-    dropped: Arc<AtomicU64>,
+    tenant_id: TenantId,
+    call_id: CallId,
+    events: Arc<dyn CallEventSink>,
     clock: Clock,
 }
 
@@ -59,70 +55,34 @@ pub enum ServicesError {
 }
 
 impl StoreCallServices {
-    /// Services for call `call_id` of `tenant_id`, reading national caller IDs with `phones`.
-    ///
-    /// Spawns the call's event writer on the current tokio runtime. Outside a runtime there is
-    /// no writer, and every [`CallServices::record_event`] is counted as dropped.
+    /// Services for call `call_id` of `tenant_id`, reading national caller IDs with `phones`,
+    /// handing the flow's events to `events`.
     pub fn new(
         store: Store,
-        tenant_id: &str,
-        call_id: &str,
+        tenant_id: &TenantId,
+        call_id: &CallId,
         phones: PhoneNormalizer,
+        events: Arc<dyn CallEventSink>,
     ) -> StoreCallServices {
-        let clock: Clock = Arc::new(unix_ms_now);
-        StoreCallServices::with_options(
-            store,
-            tenant_id,
-            call_id,
-            phones,
-            DEFAULT_EVENT_QUEUE,
-            clock,
-        )
-    }
-
-    /// Like [`StoreCallServices::new`] with an event queue of `event_queue` (at least 1) and
-    /// a clock for timestamps.
-    pub fn with_options(
-        store: Store,
-        tenant_id: &str,
-        call_id: &str,
-        phones: PhoneNormalizer,
-        event_queue: usize,
-        clock: Clock,
-    ) -> StoreCallServices {
-        let (tx, rx) = mpsc::channel(event_queue.max(1));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(write_events(store.clone(), call_id.to_owned(), rx));
-        }
         StoreCallServices {
             directory: CustomerDirectory::new(store.clone(), phones),
             store,
-            tenant_id: tenant_id.to_owned(),
-            call_id: call_id.to_owned(),
-            events: tx,
-            dropped: Arc::new(AtomicU64::new(0)),
-            clock,
+            tenant_id: tenant_id.clone(),
+            call_id: call_id.clone(),
+            events,
+            clock: Arc::new(unix_ms_now),
         }
+    }
+
+    /// Uses `clock` for the timestamps of stored messages and callbacks.
+    pub fn with_clock(mut self, clock: Clock) -> StoreCallServices {
+        self.clock = clock;
+        self
     }
 
     /// The call these services belong to.
-    pub fn call_id(&self) -> &str {
+    pub fn call_id(&self) -> &CallId {
         &self.call_id
-    }
-
-    /// Events dropped so far because the queue was full or the writer gone.
-    pub fn dropped_events(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    /// Waits until every event recorded before this call has been written (or failed). Use at
-    /// the end of a call, before marking it ended.
-    pub async fn flush(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.events.send(Queued::Flush(done)).await.is_ok() {
-            // The writer answers after the events ahead of the marker; an error means it is gone.
-            let _ = wait.await;
-        }
     }
 
     fn now(&self) -> i64 {
@@ -241,75 +201,34 @@ impl CallServices for StoreCallServices {
                     ServicesError::UnknownCustomer,
                 )));
             };
-            let detail = json!({
-                "customer_id": customer.id,
-                "balance_minor": customer.balance_minor,
-                "currency": customer.currency,
-            });
-            self.store
-                .add_call_event(&self.call_id, self.now(), "payment_link_requested", detail)
-                .await
-                .map_err(service_error)?;
+            self.events.record(
+                EventKind::PaymentLinkRequested,
+                json!({
+                    "customer_id": customer.id,
+                    "balance_minor": customer.balance_minor,
+                    "currency": customer.currency,
+                }),
+            );
             Ok(())
         })
     }
 
-    /// Queues the event for the call's writer task; never waits. A full queue drops the event
-    /// and counts it ([`EVENTS_DROPPED_METRIC`], [`StoreCallServices::dropped_events`]).
+    /// Hands the event to the call's sink (see [`CallEventSink`]).
     fn record_event(&self, event: CallEvent) {
         let (kind, detail) = event_parts(&event);
-        let queued = Queued::Event {
-            at: self.now(),
-            kind,
-            detail,
-        };
-        if let Err(e) = self.events.try_send(queued) {
-            let reason = match e {
-                mpsc::error::TrySendError::Full(_) => "queue_full",
-                mpsc::error::TrySendError::Closed(_) => "writer_gone",
-            };
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            metrics::counter!(EVENTS_DROPPED_METRIC, "reason" => reason).increment(1);
-            tracing::warn!(call_id = %self.call_id, reason, "call event dropped");
-        }
-    }
-}
-
-enum Queued {
-    Event {
-        at: i64,
-        kind: String,
-        detail: Value,
-    },
-    Flush(oneshot::Sender<()>),
-}
-
-/// The call's event writer: stores events in order until every sender is gone.
-async fn write_events(store: Store, call_id: String, mut rx: mpsc::Receiver<Queued>) {
-    while let Some(item) = rx.recv().await {
-        match item {
-            Queued::Event { at, kind, detail } => {
-                if let Err(e) = store.add_call_event(&call_id, at, &kind, detail).await {
-                    metrics::counter!(EVENTS_FAILED_METRIC).increment(1);
-                    tracing::warn!(%call_id, kind, error = %e, "call event not stored");
-                }
-            }
-            Queued::Flush(done) => {
-                let _ = done.send(());
-            }
-        }
+        self.events.record(kind, detail);
     }
 }
 
 /// `CallEvent` serialises as `{"type": "refused", …}`: the tag becomes the stored kind and
 /// the rest the detail.
-fn event_parts(event: &CallEvent) -> (String, Value) {
+pub fn event_parts(event: &CallEvent) -> (EventKind, Value) {
     let mut value = serde_json::to_value(event).unwrap_or(Value::Null);
     let kind = value
         .as_object_mut()
         .and_then(|o| o.remove("type"))
-        .and_then(|t| t.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned());
+        .and_then(|t| t.as_str().map(EventKind::from_code))
+        .unwrap_or_else(|| EventKind::Other("unknown".to_owned()));
     let detail = match value {
         Value::Object(_) => value,
         _ => json!({}),

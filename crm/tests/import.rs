@@ -11,7 +11,7 @@ use crm::{
     CallerMatch, CustomerDirectory, ImportError, ImportOptions, ImportReport, MoneyError,
     PhoneError, PhoneNormalizer, RowError, import_customers, import_invoices,
 };
-use store::{PhoneKind, Store};
+use store::{PhoneKind, Store, TenantId};
 
 both_engines!(
     good_rows_are_imported_with_exact_money_and_e164_phones,
@@ -28,7 +28,7 @@ fn options() -> ImportOptions {
         .with_batch_size(2)
 }
 
-async fn customers(store: &Store, tenant: &str, csv: &str) -> ImportReport {
+async fn customers(store: &Store, tenant: &TenantId, csv: &str) -> ImportReport {
     import_customers(store, tenant, csv.as_bytes(), &options())
         .await
         .unwrap()

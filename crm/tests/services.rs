@@ -7,29 +7,50 @@
 #[macro_use]
 mod common;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use common::{Engine, TestDb};
-use crm::services::{Clock, EVENTS_DROPPED_METRIC};
-use crm::{ImportOptions, PhoneNormalizer, StoreCallServices, import_customers, import_invoices};
+use crm::services::Clock;
+use crm::{
+    CallEventSink, ImportOptions, PhoneNormalizer, StoreCallServices, import_customers,
+    import_invoices,
+};
 use dialogs::{
     CallEvent, CallServices, CallSetup, CallerInput, CustomerId, Engine as FlowEngine,
     RefusalReason, ReplyEvent,
 };
-use store::{CallDirection, NewCall, Store};
+use serde_json::Value;
+use store::{CallDirection, CallId, EventKind, NewCall, Store, TenantId};
 
 both_engines!(
     lookup_identifies_only_this_tenants_unambiguous_callers,
     data_requests_never_cross_tenants,
     messages_and_callbacks_are_stored_with_the_call,
-    payment_link_and_events_become_call_events,
-    a_full_event_queue_drops_and_counts_instead_of_blocking,
+    payment_link_and_events_go_to_the_calls_event_sink,
 );
 
 struct Setup {
-    acme: String,
-    globex: String,
-    call: String,
+    acme: TenantId,
+    globex: TenantId,
+    call: CallId,
+    /// What the services handed to the call's event sink.
+    events: Arc<Events>,
+}
+
+/// Collects events as the agent's recorder would receive them.
+#[derive(Default)]
+struct Events(Mutex<Vec<(EventKind, Value)>>);
+
+impl CallEventSink for Events {
+    fn record(&self, kind: EventKind, detail: Value) {
+        self.0.lock().unwrap().push((kind, detail));
+    }
+}
+
+impl Events {
+    fn taken(&self) -> Vec<(EventKind, Value)> {
+        std::mem::take(&mut self.0.lock().unwrap())
+    }
 }
 
 const ACME: &str = "\
@@ -68,7 +89,7 @@ async fn setup(store: &Store) -> Setup {
     import_invoices(store, &globex, GLOBEX_INVOICES.as_bytes(), &opts)
         .await
         .unwrap();
-    let call = store::new_id();
+    let call = CallId::generate();
     store
         .insert_call(NewCall {
             id: call.clone(),
@@ -84,7 +105,12 @@ async fn setup(store: &Store) -> Setup {
         })
         .await
         .unwrap();
-    Setup { acme, globex, call }
+    Setup {
+        acme,
+        globex,
+        call,
+        events: Arc::default(),
+    }
 }
 
 fn fixed_clock() -> Clock {
@@ -92,14 +118,14 @@ fn fixed_clock() -> Clock {
 }
 
 fn services(store: &Store, s: &Setup) -> StoreCallServices {
-    StoreCallServices::with_options(
+    StoreCallServices::new(
         store.clone(),
         &s.acme,
         &s.call,
         PhoneNormalizer::new("US").unwrap(),
-        64,
-        fixed_clock(),
+        s.events.clone(),
     )
+    .with_clock(fixed_clock())
 }
 
 async fn lookup_identifies_only_this_tenants_unambiguous_callers(store: &Store) {
@@ -173,8 +199,9 @@ async fn data_requests_never_cross_tenants(store: &Store) {
     let other = StoreCallServices::new(
         store.clone(),
         &s.globex,
-        &store::new_id(),
+        &CallId::generate(),
         PhoneNormalizer::default(),
+        s.events.clone(),
     );
     assert_eq!(other.customer(&jane.id).await.unwrap(), None);
     assert!(
@@ -225,7 +252,6 @@ async fn messages_and_callbacks_are_stored_with_the_call(store: &Store) {
     assert_eq!(engine.node(), "message_taken");
     say(&mut engine, "please call me back").await;
     assert_eq!(engine.node(), "callback_scheduled");
-    svc.flush().await;
 
     let stored = store.messages_for_call(&s.call).await.unwrap();
     assert_eq!(stored.len(), 1, "{stored:?}");
@@ -246,11 +272,16 @@ async fn messages_and_callbacks_are_stored_with_the_call(store: &Store) {
         Some(jane.id.0.as_str())
     );
     assert_eq!(callbacks[0].tenant_id, s.acme);
-    let events = store.list_call_events(&s.call).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == "tool_called"), "{events:?}");
+    let events = s.events.taken();
+    assert!(
+        events
+            .iter()
+            .any(|(kind, _)| *kind == EventKind::ToolCalled),
+        "{events:?}"
+    );
 }
 
-async fn payment_link_and_events_become_call_events(store: &Store) {
+async fn payment_link_and_events_go_to_the_calls_event_sink(store: &Store) {
     let s = setup(store).await;
     let svc = services(store, &s);
     let jane = svc.lookup_customer("+15551234567").await.unwrap().unwrap();
@@ -263,85 +294,23 @@ async fn payment_link_and_events_become_call_events(store: &Store) {
         outcome: "promised_to_pay".to_owned(),
         note: None,
     });
-    svc.flush().await;
-    assert_eq!(svc.dropped_events(), 0);
-    let events = store.list_call_events(&s.call).await.unwrap();
-    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    let events = s.events.taken();
+    let kinds: Vec<_> = events.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(
         kinds,
-        ["payment_link_requested", "refused", "outcome"],
+        [
+            EventKind::PaymentLinkRequested,
+            EventKind::Refused,
+            EventKind::Outcome
+        ],
         "{events:?}"
     );
-    assert_eq!(events[0].detail["customer_id"], jane.id.0.as_str());
-    assert_eq!(events[0].detail["balance_minor"], 14_250);
-    assert_eq!(events[1].detail["reason"], "foreign_identity");
-    assert_eq!(events[1].detail["tool"], "list_invoices");
-    assert!(
-        events[1].detail.get("type").is_none(),
-        "the tag is the kind"
-    );
-    assert_eq!(events[2].detail["outcome"], "promised_to_pay");
-    assert!(events.iter().all(|e| e.at == 42_000));
-}
-
-async fn a_full_event_queue_drops_and_counts_instead_of_blocking(store: &Store) {
-    let s = setup(store).await;
-    let svc = StoreCallServices::with_options(
-        store.clone(),
-        &s.acme,
-        &s.call,
-        PhoneNormalizer::default(),
-        2,
-        fixed_clock(),
-    );
-    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    // The test runtime is single-threaded: the writer cannot run until we await, so the
-    // queue of two fills deterministically.
-    metrics::with_local_recorder(&recorder, || {
-        for i in 0..5 {
-            svc.record_event(CallEvent::LlmFallback {
-                reason: format!("timeout {i}"),
-            });
-        }
-    });
-    assert_eq!(svc.dropped_events(), 3);
-    let text = handle.render();
-    assert!(
-        text.contains(EVENTS_DROPPED_METRIC) && text.contains("queue_full"),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!(
-            "{EVENTS_DROPPED_METRIC}{{reason=\"queue_full\"}} 3"
-        )),
-        "{text}"
-    );
-    svc.flush().await;
-    let events = store.list_call_events(&s.call).await.unwrap();
-    let reasons: Vec<_> = events
-        .iter()
-        .map(|e| e.detail["reason"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        reasons,
-        ["timeout 0", "timeout 1"],
-        "the first events are kept, in order"
-    );
-}
-
-#[test]
-fn without_a_runtime_events_are_counted_as_dropped() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let db = rt.block_on(TestDb::new(Engine::Sqlite));
-    let svc = StoreCallServices::new(db.store.clone(), "t", "c", PhoneNormalizer::default());
-    svc.record_event(CallEvent::ToolTimedOut {
-        tool: "get_balance".to_owned(),
-    });
-    assert_eq!(svc.dropped_events(), 1);
-    drop(svc);
-    rt.block_on(db.finish());
+    assert_eq!(events[0].1["customer_id"], jane.id.0.as_str());
+    assert_eq!(events[0].1["balance_minor"], 14_250);
+    assert_eq!(events[1].1["reason"], "foreign_identity");
+    assert_eq!(events[1].1["tool"], "list_invoices");
+    assert!(events[1].1.get("type").is_none(), "the tag is the kind");
+    assert_eq!(events[2].1["outcome"], "promised_to_pay");
+    // Nothing is written by the services themselves: the recorder is the one writer.
+    assert!(store.list_call_events(&s.call).await.unwrap().is_empty());
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::{Store, StoreError, new_id};
+use crate::{Store, StoreError, TenantId, new_id};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -61,7 +61,7 @@ impl FromStr for Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiKey {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub role: Role,
     pub prefix: String,
     pub created_at: i64,
@@ -79,7 +79,7 @@ pub struct NewApiKey {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub key_id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub role: Role,
 }
 
@@ -93,7 +93,7 @@ impl Store {
     /// Creates a key for `tenant_id` with `role`; the secret is returned once.
     pub async fn create_api_key(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         role: Role,
         now_ms: i64,
     ) -> Result<NewApiKey, StoreError> {
@@ -102,7 +102,7 @@ impl Store {
         let secret = format!("{KEY_PREFIX}{}", hex::encode(raw));
         let key = ApiKey {
             id: new_id(),
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.clone(),
             role,
             prefix: secret[..KEY_PREFIX.len() + 8].to_owned(),
             created_at: now_ms,
@@ -113,7 +113,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.id)
-        .bind(&key.tenant_id)
+        .bind(key.tenant_id.as_str())
         .bind(role.as_str())
         .bind(hash_key(&secret))
         .bind(&key.prefix)
@@ -145,7 +145,7 @@ impl Store {
         })?;
         let principal = Principal {
             key_id: row.get(0),
-            tenant_id: row.get(1),
+            tenant_id: TenantId::new(row.get::<String, _>(1)),
             role,
         };
         sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
@@ -171,12 +171,12 @@ impl Store {
     }
 
     /// Keys of a tenant, newest first.
-    pub async fn list_api_keys(&self, tenant_id: &str) -> Result<Vec<ApiKey>, StoreError> {
+    pub async fn list_api_keys(&self, tenant_id: &TenantId) -> Result<Vec<ApiKey>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, tenant_id, role, prefix, created_at, revoked_at FROM api_keys \
              WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -184,7 +184,7 @@ impl Store {
                 let role: String = r.get(2);
                 Ok(ApiKey {
                     id: r.get(0),
-                    tenant_id: r.get(1),
+                    tenant_id: TenantId::new(r.get::<String, _>(1)),
                     role: role.parse().map_err(|_| StoreError::Corrupt {
                         what: "role",
                         value: role,

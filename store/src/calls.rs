@@ -6,7 +6,7 @@ use std::str::FromStr;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, new_id};
+use crate::{CallId, EndReason, EventKind, Store, StoreError, TenantId, new_id};
 
 /// Inbound (caller rang us) or outbound (we dialled).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,10 +55,10 @@ text_enum!(CallStatus, "call status", Ringing => "ringing", Active => "active", 
 /// What is known when a call starts.
 #[derive(Debug, Clone)]
 pub struct NewCall {
-    /// The call's id, chosen by the caller (see [`crate::new_id`]) so events can be queued for a
+    /// The call's id, chosen by the caller (see [`CallId::generate`]) so events can be queued for a
     /// call before its row is written.
-    pub id: String,
-    pub tenant_id: String,
+    pub id: CallId,
+    pub tenant_id: TenantId,
     pub direction: CallDirection,
     pub from_number: String,
     pub to_number: String,
@@ -72,8 +72,8 @@ pub struct NewCall {
 /// A call row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Call {
-    pub id: String,
-    pub tenant_id: String,
+    pub id: CallId,
+    pub tenant_id: TenantId,
     pub direction: CallDirection,
     pub from_number: String,
     pub to_number: String,
@@ -85,16 +85,16 @@ pub struct Call {
     pub started_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
-    pub end_reason: Option<String>,
+    pub end_reason: Option<EndReason>,
 }
 
 /// Something that happened during a call (answered, DTMF, transfer outcome, refusal, …).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {
     pub id: String,
-    pub call_id: String,
+    pub call_id: CallId,
     pub at: i64,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -116,7 +116,7 @@ pub struct TurnLatency {
 /// One exchange: what the caller said and what the agent answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
-    pub call_id: String,
+    pub call_id: CallId,
     /// 0 for the greeting, then 1, 2, … per caller turn.
     pub seq: i64,
     pub started_at: i64,
@@ -141,7 +141,7 @@ pub struct CallFilter {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallCursor {
     pub started_at: i64,
-    pub id: String,
+    pub id: CallId,
 }
 
 impl fmt::Display for CallCursor {
@@ -162,7 +162,7 @@ impl FromStr for CallCursor {
         }
         Ok(Self {
             started_at,
-            id: id.to_owned(),
+            id: CallId::new(id),
         })
     }
 }
@@ -180,9 +180,10 @@ const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, si
 fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
     let direction: String = r.get(2);
     let status: String = r.get(9);
+    let end_reason: Option<String> = r.get(13);
     Ok(Call {
-        id: r.get(0),
-        tenant_id: r.get(1),
+        id: CallId::new(r.get::<String, _>(0)),
+        tenant_id: TenantId::new(r.get::<String, _>(1)),
         direction: direction.parse()?,
         from_number: r.get(3),
         to_number: r.get(4),
@@ -194,7 +195,7 @@ fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
         started_at: r.get(10),
         answered_at: r.get(11),
         ended_at: r.get(12),
-        end_reason: r.get(13),
+        end_reason: end_reason.as_deref().map(EndReason::from_code),
     })
 }
 
@@ -221,8 +222,8 @@ impl Store {
             "INSERT INTO calls ({CALL_COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
-        .bind(&call.id)
-        .bind(&call.tenant_id)
+        .bind(call.id.as_str())
+        .bind(call.tenant_id.as_str())
         .bind(call.direction.as_str())
         .bind(&call.from_number)
         .bind(&call.to_number)
@@ -234,7 +235,7 @@ impl Store {
         .bind(call.started_at)
         .bind(call.answered_at)
         .bind(call.ended_at)
-        .bind(&call.end_reason)
+        .bind(call.end_reason.as_ref().map(|r| r.as_str().to_owned()))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_insert(e, "call"))?;
@@ -242,12 +243,12 @@ impl Store {
     }
 
     /// Marks a ringing call answered.
-    pub async fn mark_call_answered(&self, id: &str, at: i64) -> Result<(), StoreError> {
+    pub async fn mark_call_answered(&self, id: &CallId, at: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE calls SET status = 'active', answered_at = $1 WHERE id = $2 AND status = 'ringing'",
         )
         .bind(at)
-        .bind(id)
+        .bind(id.as_str())
         .execute(&self.pool)
         .await?;
         if done.rows_affected() == 0 {
@@ -260,14 +261,19 @@ impl Store {
 
     /// Ends a call with a reason from the end-reason catalogue. Ending an ended call is a
     /// no-op that keeps the first reason.
-    pub async fn end_call(&self, id: &str, at: i64, reason: &str) -> Result<(), StoreError> {
+    pub async fn end_call(
+        &self,
+        id: &CallId,
+        at: i64,
+        reason: &EndReason,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
              WHERE id = $3 AND status <> 'ended'",
         )
         .bind(at)
-        .bind(reason)
-        .bind(id)
+        .bind(reason.as_str())
+        .bind(id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -278,14 +284,14 @@ impl Store {
         &self,
         node: &str,
         at: i64,
-        reason: &str,
+        reason: &EndReason,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
              WHERE node = $3 AND status <> 'ended'",
         )
         .bind(at)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(node)
         .execute(&self.pool)
         .await?;
@@ -293,12 +299,16 @@ impl Store {
     }
 
     /// One call of a tenant.
-    pub async fn get_call(&self, tenant_id: &str, id: &str) -> Result<Option<Call>, StoreError> {
+    pub async fn get_call(
+        &self,
+        tenant_id: &TenantId,
+        id: &CallId,
+    ) -> Result<Option<Call>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CALL_COLUMNS} FROM calls WHERE tenant_id = $1 AND id = $2"
         ))
-        .bind(tenant_id)
-        .bind(id)
+        .bind(tenant_id.as_str())
+        .bind(id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(call_from_row).transpose()
@@ -307,7 +317,7 @@ impl Store {
     /// A tenant's calls, newest first, one page at a time.
     pub async fn list_calls(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &CallFilter,
     ) -> Result<CallPage, StoreError> {
         let limit = filter.limit.clamp(1, 200);
@@ -324,7 +334,7 @@ impl Store {
              AND ($3 IS NULL OR started_at < $3 OR (started_at = $3 AND id < $4)) \
              ORDER BY started_at DESC, id DESC LIMIT $5"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(status)
         .bind(after_ms)
         .bind(after_id)
@@ -350,25 +360,25 @@ impl Store {
     /// Appends an event to a call.
     pub async fn add_call_event(
         &self,
-        call_id: &str,
+        call_id: &CallId,
         at: i64,
-        kind: &str,
+        kind: &EventKind,
         detail: serde_json::Value,
     ) -> Result<CallEvent, StoreError> {
         let event = CallEvent {
             id: new_id(),
-            call_id: call_id.to_owned(),
+            call_id: call_id.clone(),
             at,
-            kind: kind.to_owned(),
+            kind: kind.clone(),
             detail,
         };
         sqlx::query(
             "INSERT INTO call_events (id, call_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(&event.id)
-        .bind(&event.call_id)
+        .bind(event.call_id.as_str())
         .bind(event.at)
-        .bind(&event.kind)
+        .bind(event.kind.as_str())
         .bind(event.detail.to_string())
         .execute(&self.pool)
         .await?;
@@ -376,11 +386,11 @@ impl Store {
     }
 
     /// A call's events in order.
-    pub async fn list_call_events(&self, call_id: &str) -> Result<Vec<CallEvent>, StoreError> {
+    pub async fn list_call_events(&self, call_id: &CallId) -> Result<Vec<CallEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, call_id, at, kind, detail FROM call_events WHERE call_id = $1 ORDER BY at, id",
         )
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
@@ -388,9 +398,9 @@ impl Store {
                 let detail: String = r.get(4);
                 Ok(CallEvent {
                     id: r.get(0),
-                    call_id: r.get(1),
+                    call_id: CallId::new(r.get::<String, _>(1)),
                     at: r.get(2),
-                    kind: r.get(3),
+                    kind: EventKind::from_code(&r.get::<String, _>(3)),
                     detail: serde_json::from_str(&detail).map_err(|_| StoreError::Corrupt {
                         what: "call event detail",
                         value: detail,
@@ -414,7 +424,7 @@ impl Store {
              tts_ms = excluded.tts_ms, e2e_ms = excluded.e2e_ms",
         )
         .bind(new_id())
-        .bind(&turn.call_id)
+        .bind(turn.call_id.as_str())
         .bind(turn.seq)
         .bind(turn.started_at)
         .bind(&turn.caller_text)
@@ -431,18 +441,18 @@ impl Store {
     }
 
     /// A call's turns in order.
-    pub async fn list_turns(&self, call_id: &str) -> Result<Vec<Turn>, StoreError> {
+    pub async fn list_turns(&self, call_id: &CallId) -> Result<Vec<Turn>, StoreError> {
         let rows = sqlx::query(
             "SELECT call_id, seq, started_at, caller_text, agent_text, interrupted, eot_ms, stt_ms, \
              llm_ms, tts_ms, e2e_ms FROM turns WHERE call_id = $1 ORDER BY seq",
         )
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
             .map(|r| Turn {
-                call_id: r.get(0),
+                call_id: CallId::new(r.get::<String, _>(0)),
                 seq: r.get(1),
                 started_at: r.get(2),
                 caller_text: r.get(3),

@@ -13,13 +13,13 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use crate::{Backend, Store, StoreError, new_id};
+use crate::{Backend, Store, StoreError, TenantId, new_id};
 
 /// A cached customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Customer {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     /// Id in the system the record came from; imports upsert on it.
     pub external_id: String,
     pub zoho_contact_id: Option<String>,
@@ -74,7 +74,7 @@ pub struct CustomerUpsert {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Invoice {
     pub id: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub customer_id: String,
     /// The business's invoice number; imports upsert on it.
     pub number: String,
@@ -131,7 +131,7 @@ impl Store {
     /// external id repeated within `records` is applied in order (the last one wins).
     pub async fn upsert_customers(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         records: &[CustomerUpsert],
         now_ms: i64,
     ) -> Result<Vec<Upserted>, StoreError> {
@@ -147,7 +147,7 @@ impl Store {
     /// Upserts one customer; see [`Store::upsert_customers`].
     pub async fn upsert_customer(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         record: &CustomerUpsert,
         now_ms: i64,
     ) -> Result<Upserted, StoreError> {
@@ -162,13 +162,13 @@ impl Store {
     /// One customer of a tenant by the store's id.
     pub async fn customer(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
     ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.id = $2"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -178,13 +178,13 @@ impl Store {
     /// One customer of a tenant by the source system's id.
     pub async fn customer_by_external_id(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         external_id: &str,
     ) -> Result<Option<Customer>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CUSTOMER_COLUMNS} FROM customers c WHERE c.tenant_id = $1 AND c.external_id = $2"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(external_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -194,7 +194,7 @@ impl Store {
     /// Maps external ids to store ids for those that exist in the tenant.
     pub async fn customer_ids_by_external_ids(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         external_ids: &[&str],
     ) -> Result<HashMap<String, String>, StoreError> {
         let mut map = HashMap::with_capacity(external_ids.len());
@@ -203,7 +203,7 @@ impl Store {
                 "SELECT external_id, id FROM customers WHERE tenant_id = $1 AND external_id IN ({})",
                 placeholders(2, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(tenant_id);
+            let mut q = sqlx::query(&sql).bind(tenant_id.as_str());
             for ext in chunk {
                 q = q.bind(*ext);
             }
@@ -219,12 +219,12 @@ impl Store {
     /// read per match. Callers treat more than one match as ambiguous.
     pub async fn customers_by_phone(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         e164: &str,
         limit: u32,
     ) -> Result<Vec<Customer>, StoreError> {
         let rows = sqlx::query(LOOKUP_BY_PHONE)
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(e164)
             .bind(i64::from(limit.max(1)))
             .fetch_all(&self.pool)
@@ -237,7 +237,7 @@ impl Store {
     /// check the index is used.
     pub async fn customer_lookup_plan(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         e164: &str,
     ) -> Result<Vec<String>, StoreError> {
         let (prefix, column) = match self.backend() {
@@ -245,7 +245,7 @@ impl Store {
             Backend::Postgres => ("EXPLAIN", 0),
         };
         let rows = sqlx::query(&format!("{prefix} {LOOKUP_BY_PHONE}"))
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(e164)
             .bind(2_i64)
             .fetch_all(&self.pool)
@@ -263,14 +263,14 @@ impl Store {
     /// A customer's phone numbers.
     pub async fn customer_phones(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         customer_id: &str,
     ) -> Result<Vec<CustomerPhone>, StoreError> {
         let rows = sqlx::query(
             "SELECT e164, kind FROM customer_phones WHERE tenant_id = $1 AND customer_id = $2 \
              ORDER BY e164",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(customer_id)
         .fetch_all(&self.pool)
         .await?;
@@ -286,9 +286,9 @@ impl Store {
     }
 
     /// How many customers a tenant has.
-    pub async fn count_customers(&self, tenant_id: &str) -> Result<i64, StoreError> {
+    pub async fn count_customers(&self, tenant_id: &TenantId) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT COUNT(*) FROM customers WHERE tenant_id = $1")
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .fetch_one(&self.pool)
             .await?;
         Ok(row.get(0))
@@ -300,7 +300,7 @@ impl Store {
     /// order (the last one wins).
     pub async fn upsert_invoices(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         records: &[InvoiceUpsert],
         now_ms: i64,
     ) -> Result<Vec<Upserted>, StoreError> {
@@ -312,7 +312,7 @@ impl Store {
                 "SELECT COUNT(*) FROM customers WHERE tenant_id = $1 AND id IN ({})",
                 placeholders(2, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(tenant_id);
+            let mut q = sqlx::query(&sql).bind(tenant_id.as_str());
             for id in chunk {
                 q = q.bind(*id);
             }
@@ -334,7 +334,7 @@ impl Store {
     /// A customer's invoices, latest due date first, at most `limit`.
     pub async fn invoices_for_customer(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         customer_id: &str,
         limit: u32,
     ) -> Result<Vec<Invoice>, StoreError> {
@@ -342,7 +342,7 @@ impl Store {
             "SELECT {INVOICE_COLUMNS} FROM invoices WHERE tenant_id = $1 AND customer_id = $2 \
              ORDER BY due_date DESC, number DESC LIMIT $3"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(customer_id)
         .bind(i64::from(limit.max(1)))
         .fetch_all(&self.pool)
@@ -404,7 +404,7 @@ const INVOICE_COLUMNS: &str = "id, tenant_id, customer_id, number, zoho_invoice_
 fn customer_from_row(r: &AnyRow) -> Customer {
     Customer {
         id: r.get(0),
-        tenant_id: r.get(1),
+        tenant_id: TenantId::new(r.get::<String, _>(1)),
         external_id: r.get(2),
         zoho_contact_id: r.get(3),
         zoho_books_id: r.get(4),
@@ -422,7 +422,7 @@ fn customer_from_row(r: &AnyRow) -> Customer {
 fn invoice_from_row(r: &AnyRow) -> Invoice {
     Invoice {
         id: r.get(0),
-        tenant_id: r.get(1),
+        tenant_id: TenantId::new(r.get::<String, _>(1)),
         customer_id: r.get(2),
         number: r.get(3),
         zoho_invoice_id: r.get(4),
@@ -496,7 +496,7 @@ async fn ids_after_upsert(
     tx: &mut Transaction<'static, Any>,
     table: &'static str,
     key_column: &'static str,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     keys: &[&str],
     fresh: &[String],
 ) -> Result<HashMap<String, String>, StoreError> {
@@ -526,7 +526,7 @@ async fn ids_after_upsert(
         "SELECT {key_column}, id FROM {table} WHERE tenant_id = $1 AND {key_column} IN ({})",
         placeholders(2, rest.len())
     );
-    let mut q = sqlx::query(&sql).bind(tenant_id);
+    let mut q = sqlx::query(&sql).bind(tenant_id.as_str());
     for key in &rest {
         q = q.bind(*key);
     }
@@ -541,7 +541,7 @@ async fn ids_after_upsert(
 
 async fn upsert_customer_chunk(
     tx: &mut Transaction<'static, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     chunk: &[CustomerUpsert],
     now_ms: i64,
 ) -> Result<Vec<Upserted>, StoreError> {
@@ -560,7 +560,7 @@ async fn upsert_customer_chunk(
     for (r, id) in chunk.iter().zip(&fresh) {
         q = q
             .bind(id)
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&r.external_id)
             .bind(&r.zoho_contact_id)
             .bind(&r.zoho_books_id)
@@ -621,7 +621,7 @@ async fn upsert_customer_chunk(
         let mut q = sqlx::query(&sql);
         for (customer_id, p) in part {
             q = q
-                .bind(tenant_id)
+                .bind(tenant_id.as_str())
                 .bind(&p.e164)
                 .bind(*customer_id)
                 .bind(p.kind.as_str());
@@ -633,7 +633,7 @@ async fn upsert_customer_chunk(
 
 async fn upsert_invoice_chunk(
     tx: &mut Transaction<'static, Any>,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     chunk: &[InvoiceUpsert],
     now_ms: i64,
 ) -> Result<Vec<Upserted>, StoreError> {
@@ -652,7 +652,7 @@ async fn upsert_invoice_chunk(
     for (r, id) in chunk.iter().zip(&fresh) {
         q = q
             .bind(id)
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(&r.customer_id)
             .bind(&r.number)
             .bind(&r.zoho_invoice_id)

@@ -16,12 +16,14 @@ mod api_keys;
 mod calls;
 mod customers;
 mod error;
+mod ids;
 mod messages;
 mod phone_numbers;
 mod pool;
 mod quality;
 mod tenants;
 mod usage;
+mod vocabulary;
 
 pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
 pub use calls::{
@@ -33,6 +35,7 @@ pub use customers::{
     Upserted,
 };
 pub use error::StoreError;
+pub use ids::{CallId, TenantId};
 pub use messages::{
     Callback, CallbackStatus, CreatedCursor, ListFilter, Message, MessageStatus, NewCallback,
     NewMessage, Page,
@@ -42,6 +45,7 @@ pub use pool::{Backend, Store, StoreOptions};
 pub use quality::CallQuality;
 pub use tenants::Tenant;
 pub use usage::UsageRecord;
+pub use vocabulary::{EndReason, EventKind};
 
 /// A new time-ordered text id (UUIDv7). Ordering by id approximates ordering by creation.
 pub fn new_id() -> String {

@@ -9,14 +9,14 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError, new_id};
+use crate::{CallId, Store, StoreError, TenantId, new_id};
 
 /// A message left for the business.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Message {
     pub id: String,
-    pub tenant_id: String,
-    pub call_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub call_id: Option<CallId>,
     /// The identified caller (from call state, never from what the caller said).
     pub customer_id: Option<String>,
     pub caller_number: Option<String>,
@@ -33,8 +33,8 @@ pub struct Message {
 /// A message to store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewMessage {
-    pub tenant_id: String,
-    pub call_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub call_id: Option<CallId>,
     pub customer_id: Option<String>,
     pub caller_number: Option<String>,
     pub caller_name: Option<String>,
@@ -54,8 +54,8 @@ pub enum MessageStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Callback {
     pub id: String,
-    pub tenant_id: String,
-    pub call_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub call_id: Option<CallId>,
     pub customer_id: Option<String>,
     /// The number to call (E.164 when it could be normalised).
     pub number: String,
@@ -72,8 +72,8 @@ pub struct Callback {
 /// A callback request to store.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NewCallback {
-    pub tenant_id: String,
-    pub call_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub call_id: Option<CallId>,
     pub customer_id: Option<String>,
     pub number: String,
     pub preferred_time: Option<String>,
@@ -146,8 +146,8 @@ impl Store {
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&m.id)
-        .bind(&m.tenant_id)
-        .bind(&m.call_id)
+        .bind(m.tenant_id.as_str())
+        .bind(m.call_id.as_ref().map(CallId::as_str))
         .bind(&m.customer_id)
         .bind(&m.caller_number)
         .bind(&m.caller_name)
@@ -162,11 +162,15 @@ impl Store {
     }
 
     /// One message of a tenant.
-    pub async fn message(&self, tenant_id: &str, id: &str) -> Result<Option<Message>, StoreError> {
+    pub async fn message(
+        &self,
+        tenant_id: &TenantId,
+        id: &str,
+    ) -> Result<Option<Message>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE tenant_id = $1 AND id = $2"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -177,7 +181,7 @@ impl Store {
     /// first time and key. A message of another tenant is [`StoreError::NotFound`].
     pub async fn mark_message_handled(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         by_key_id: &str,
         at: i64,
@@ -188,7 +192,7 @@ impl Store {
         )
         .bind(at)
         .bind(by_key_id)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -200,7 +204,7 @@ impl Store {
     /// A tenant's messages, newest first, one page at a time.
     pub async fn list_messages(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &ListFilter<MessageStatus>,
     ) -> Result<Page<Message>, StoreError> {
         let rows = list_page(
@@ -220,11 +224,11 @@ impl Store {
     }
 
     /// The messages stored during one call, oldest first.
-    pub async fn messages_for_call(&self, call_id: &str) -> Result<Vec<Message>, StoreError> {
+    pub async fn messages_for_call(&self, call_id: &CallId) -> Result<Vec<Message>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE call_id = $1 ORDER BY created_at, id"
         ))
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(message_from_row).collect()
@@ -250,8 +254,8 @@ impl Store {
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&c.id)
-        .bind(&c.tenant_id)
-        .bind(&c.call_id)
+        .bind(c.tenant_id.as_str())
+        .bind(c.call_id.as_ref().map(CallId::as_str))
         .bind(&c.customer_id)
         .bind(&c.number)
         .bind(&c.preferred_time)
@@ -268,13 +272,13 @@ impl Store {
     /// One callback request of a tenant.
     pub async fn callback(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
     ) -> Result<Option<Callback>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE tenant_id = $1 AND id = $2"
         ))
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
@@ -285,7 +289,7 @@ impl Store {
     /// keeps its first status and time; `Pending` is not a way to close.
     pub async fn close_callback(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         id: &str,
         status: CallbackStatus,
         at: i64,
@@ -297,7 +301,7 @@ impl Store {
             )
             .bind(status.as_str())
             .bind(at)
-            .bind(tenant_id)
+            .bind(tenant_id.as_str())
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -310,7 +314,7 @@ impl Store {
     /// A tenant's callback requests, newest first, one page at a time.
     pub async fn list_callbacks(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         filter: &ListFilter<CallbackStatus>,
     ) -> Result<Page<Callback>, StoreError> {
         let rows = list_page(
@@ -330,11 +334,11 @@ impl Store {
     }
 
     /// The callback requests made during one call, oldest first.
-    pub async fn callbacks_for_call(&self, call_id: &str) -> Result<Vec<Callback>, StoreError> {
+    pub async fn callbacks_for_call(&self, call_id: &CallId) -> Result<Vec<Callback>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE call_id = $1 ORDER BY created_at, id"
         ))
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(callback_from_row).collect()
@@ -422,8 +426,8 @@ fn message_from_row(r: &AnyRow) -> Result<Message, StoreError> {
     let status: String = r.get(7);
     Ok(Message {
         id: r.get(0),
-        tenant_id: r.get(1),
-        call_id: r.get(2),
+        tenant_id: TenantId::new(r.get::<String, _>(1)),
+        call_id: r.get::<Option<String>, _>(2).map(CallId::new),
         customer_id: r.get(3),
         caller_number: r.get(4),
         caller_name: r.get(5),
@@ -439,8 +443,8 @@ fn callback_from_row(r: &AnyRow) -> Result<Callback, StoreError> {
     let status: String = r.get(8);
     Ok(Callback {
         id: r.get(0),
-        tenant_id: r.get(1),
-        call_id: r.get(2),
+        tenant_id: TenantId::new(r.get::<String, _>(1)),
+        call_id: r.get::<Option<String>, _>(2).map(CallId::new),
         customer_id: r.get(3),
         number: r.get(4),
         preferred_time: r.get(5),
@@ -458,7 +462,7 @@ async fn list_page<S>(
     store: &Store,
     table: &str,
     columns: &str,
-    tenant_id: &str,
+    tenant_id: &TenantId,
     status: Option<&str>,
     filter: &ListFilter<S>,
 ) -> Result<Vec<AnyRow>, StoreError> {
@@ -473,7 +477,7 @@ async fn list_page<S>(
          AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
          ORDER BY created_at DESC, id DESC LIMIT $5"
     ))
-    .bind(tenant_id)
+    .bind(tenant_id.as_str())
     .bind(status)
     .bind(after_ms)
     .bind(after_id)

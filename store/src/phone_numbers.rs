@@ -3,13 +3,13 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, TenantId};
 
 /// A number → tenant + flow mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhoneNumber {
     pub number: String,
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub flow: String,
     pub created_at: i64,
 }
@@ -19,7 +19,7 @@ impl Store {
     pub async fn add_phone_number(
         &self,
         number: &str,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         flow: &str,
         now_ms: i64,
     ) -> Result<PhoneNumber, StoreError> {
@@ -27,7 +27,7 @@ impl Store {
             "INSERT INTO phone_numbers (number, tenant_id, flow, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(number)
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(flow)
         .bind(now_ms)
         .execute(&self.pool)
@@ -35,7 +35,7 @@ impl Store {
         .map_err(|e| StoreError::from_insert(e, "phone number"))?;
         Ok(PhoneNumber {
             number: number.to_owned(),
-            tenant_id: tenant_id.to_owned(),
+            tenant_id: tenant_id.clone(),
             flow: flow.to_owned(),
             created_at: now_ms,
         })
@@ -51,7 +51,7 @@ impl Store {
         .await?;
         Ok(row.map(|r| PhoneNumber {
             number: r.get(0),
-            tenant_id: r.get(1),
+            tenant_id: TenantId::new(r.get::<String, _>(1)),
             flow: r.get(2),
             created_at: r.get(3),
         }))

@@ -6,12 +6,12 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreError};
+use crate::{CallId, Store, StoreError};
 
 /// A call's media quality as stored. Units are those of the columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallQuality {
-    pub call_id: String,
+    pub call_id: CallId,
     /// The negotiated codec's SDP name (e.g. `PCMU`).
     pub codec: String,
     /// The caller's packets, as their sequence numbers and our counts say.
@@ -69,7 +69,7 @@ const COLUMNS: &str = "call_id, codec, packets_expected, packets_received, packe
 
 fn from_row(r: &AnyRow) -> CallQuality {
     CallQuality {
-        call_id: r.get(0),
+        call_id: CallId::new(r.get::<String, _>(0)),
         codec: r.get(1),
         packets_expected: r.get(2),
         packets_received: r.get(3),
@@ -101,7 +101,7 @@ impl Store {
              remote_jitter_us = excluded.remote_jitter_us, mos_x100 = excluded.mos_x100, \
              recorded_at = excluded.recorded_at"
         ))
-        .bind(&q.call_id)
+        .bind(q.call_id.as_str())
         .bind(&q.codec)
         .bind(q.packets_expected)
         .bind(q.packets_received)
@@ -120,11 +120,14 @@ impl Store {
     }
 
     /// A call's quality, if it was recorded.
-    pub async fn get_call_quality(&self, call_id: &str) -> Result<Option<CallQuality>, StoreError> {
+    pub async fn get_call_quality(
+        &self,
+        call_id: &CallId,
+    ) -> Result<Option<CallQuality>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM call_quality WHERE call_id = $1"
         ))
-        .bind(call_id)
+        .bind(call_id.as_str())
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(from_row))

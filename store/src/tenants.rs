@@ -3,12 +3,12 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{Store, StoreError, new_id};
+use crate::{Store, StoreError, TenantId};
 
 /// A tenant row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Tenant {
-    pub id: String,
+    pub id: TenantId,
     pub name: String,
     pub created_at: i64,
 }
@@ -17,12 +17,12 @@ impl Store {
     /// Creates a tenant. A duplicate name is [`StoreError::Conflict`].
     pub async fn create_tenant(&self, name: &str, now_ms: i64) -> Result<Tenant, StoreError> {
         let tenant = Tenant {
-            id: new_id(),
+            id: TenantId::generate(),
             name: name.to_owned(),
             created_at: now_ms,
         };
         sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&tenant.id)
+            .bind(tenant.id.as_str())
             .bind(&tenant.name)
             .bind(tenant.created_at)
             .execute(&self.pool)
@@ -38,7 +38,7 @@ impl Store {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| Tenant {
-            id: r.get(0),
+            id: TenantId::new(r.get::<String, _>(0)),
             name: r.get(1),
             created_at: r.get(2),
         }))
@@ -68,7 +68,7 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(|r| Tenant {
-                id: r.get(0),
+                id: TenantId::new(r.get::<String, _>(0)),
                 name: r.get(1),
                 created_at: r.get(2),
             })

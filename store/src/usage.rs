@@ -3,14 +3,14 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{Store, StoreError, new_id};
+use crate::{CallId, Store, StoreError, TenantId, new_id};
 
 /// One metered quantity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
     pub id: String,
-    pub tenant_id: String,
-    pub call_id: Option<String>,
+    pub tenant_id: TenantId,
+    pub call_id: Option<CallId>,
     /// What was used, e.g. `call_ms`, `stt_ms`, `llm_prompt_tokens`.
     pub kind: String,
     pub quantity: i64,
@@ -23,8 +23,8 @@ impl Store {
     /// Records a usage quantity.
     pub async fn add_usage(
         &self,
-        tenant_id: &str,
-        call_id: Option<&str>,
+        tenant_id: &TenantId,
+        call_id: Option<&CallId>,
         kind: &str,
         quantity: i64,
         unit: &str,
@@ -32,8 +32,8 @@ impl Store {
     ) -> Result<UsageRecord, StoreError> {
         let record = UsageRecord {
             id: new_id(),
-            tenant_id: tenant_id.to_owned(),
-            call_id: call_id.map(str::to_owned),
+            tenant_id: tenant_id.clone(),
+            call_id: call_id.cloned(),
             kind: kind.to_owned(),
             quantity,
             unit: unit.to_owned(),
@@ -44,8 +44,8 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&record.id)
-        .bind(&record.tenant_id)
-        .bind(&record.call_id)
+        .bind(record.tenant_id.as_str())
+        .bind(record.call_id.as_ref().map(CallId::as_str))
         .bind(&record.kind)
         .bind(record.quantity)
         .bind(&record.unit)
@@ -58,7 +58,7 @@ impl Store {
     /// Sums usage of `kind` for a tenant over `[from_ms, to_ms)`.
     pub async fn usage_total(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         kind: &str,
         from_ms: i64,
         to_ms: i64,
@@ -69,7 +69,7 @@ impl Store {
             "SELECT CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM usage_records \
              WHERE tenant_id = $1 AND kind = $2 AND at >= $3 AND at < $4",
         )
-        .bind(tenant_id)
+        .bind(tenant_id.as_str())
         .bind(kind)
         .bind(from_ms)
         .bind(to_ms)

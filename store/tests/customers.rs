@@ -6,8 +6,9 @@ mod common;
 
 use common::{Engine, TestDb};
 use store::{
-    CallDirection, CallbackStatus, CustomerPhone, CustomerUpsert, InvoiceUpsert, ListFilter,
-    MessageStatus, NewCall, NewCallback, NewMessage, PhoneKind, Store, StoreError, UpsertOutcome,
+    CallDirection, CallId, CallbackStatus, CustomerPhone, CustomerUpsert, InvoiceUpsert,
+    ListFilter, MessageStatus, NewCall, NewCallback, NewMessage, PhoneKind, Store, StoreError,
+    TenantId, UpsertOutcome,
 };
 
 both_engines!(
@@ -57,11 +58,11 @@ fn invoice(customer_id: &str, number: &str, due: &str) -> InvoiceUpsert {
     }
 }
 
-async fn call(store: &Store, tenant: &str) -> String {
+async fn call(store: &Store, tenant: &TenantId) -> CallId {
     store
         .insert_call(NewCall {
-            id: store::new_id(),
-            tenant_id: tenant.to_owned(),
+            id: CallId::generate(),
+            tenant_id: tenant.clone(),
             direction: CallDirection::Inbound,
             from_number: "+15551234567".to_owned(),
             to_number: "+15550000000".to_owned(),

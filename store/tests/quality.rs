@@ -5,18 +5,18 @@
 mod common;
 
 use common::{Engine, TestDb};
-use store::{CallDirection, CallQuality, NewCall, Store, StoreError};
+use store::{CallDirection, CallId, CallQuality, NewCall, Store, StoreError};
 
 both_engines!(
     quality_round_trips_and_is_replaced_per_call,
     quality_needs_an_existing_call,
 );
 
-async fn call(store: &Store) -> String {
+async fn call(store: &Store) -> CallId {
     let tenant = store.create_tenant("acme", 1).await.unwrap();
     store
         .insert_call(NewCall {
-            id: store::new_id(),
+            id: CallId::generate(),
             tenant_id: tenant.id,
             direction: CallDirection::Inbound,
             from_number: "+15551112222".to_owned(),
@@ -32,9 +32,9 @@ async fn call(store: &Store) -> String {
         .id
 }
 
-fn sample(call_id: &str) -> CallQuality {
+fn sample(call_id: &CallId) -> CallQuality {
     CallQuality {
-        call_id: call_id.to_owned(),
+        call_id: call_id.clone(),
         codec: "PCMU".to_owned(),
         packets_expected: 3000,
         packets_received: 2910,
@@ -80,12 +80,18 @@ async fn quality_round_trips_and_is_replaced_per_call(store: &Store) {
     };
     store.upsert_call_quality(&later).await.unwrap();
     assert_eq!(store.get_call_quality(&id).await.unwrap(), Some(later));
-    assert_eq!(store.get_call_quality("no-such-call").await.unwrap(), None);
+    assert_eq!(
+        store
+            .get_call_quality(&CallId::new("no-such-call"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 async fn quality_needs_an_existing_call(store: &Store) {
     let err = store
-        .upsert_call_quality(&sample("no-such-call"))
+        .upsert_call_quality(&sample(&CallId::new("no-such-call")))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Query { .. }), "{err:?}");

@@ -6,7 +6,8 @@ mod common;
 use common::{Engine, TestDb};
 use serde_json::json;
 use store::{
-    CallDirection, CallFilter, CallStatus, NewCall, Role, Store, StoreError, Turn, TurnLatency,
+    CallDirection, CallFilter, CallId, CallStatus, EndReason, EventKind, NewCall, Role, Store,
+    StoreError, TenantId, Turn, TurnLatency,
 };
 
 both_engines!(
@@ -116,10 +117,10 @@ async fn phone_numbers_map_to_tenant_and_flow(store: &Store) {
     assert!(store.phone_number("+15550000000").await.unwrap().is_none());
 }
 
-fn new_call(tenant: &str, started_at: i64) -> NewCall {
+fn new_call(tenant: &TenantId, started_at: i64) -> NewCall {
     NewCall {
-        id: store::new_id(),
-        tenant_id: tenant.to_owned(),
+        id: CallId::generate(),
+        tenant_id: tenant.clone(),
         direction: CallDirection::Inbound,
         from_number: "+15551112222".to_owned(),
         to_number: "+15553334444".to_owned(),
@@ -154,18 +155,18 @@ async fn calls_lifecycle_and_pagination(store: &Store) {
         "only a ringing call answers"
     );
     store
-        .end_call(&ids[0], 2_000, "caller_hangup")
+        .end_call(&ids[0], 2_000, &EndReason::CallerHangup)
         .await
         .unwrap();
     store
-        .end_call(&ids[0], 3_000, "flow_completed")
+        .end_call(&ids[0], 3_000, &EndReason::FlowCompleted)
         .await
         .unwrap();
     let c = store.get_call(&t.id, &ids[0]).await.unwrap().unwrap();
     assert_eq!(c.status, CallStatus::Ended);
     assert_eq!(c.answered_at, Some(1_100));
     assert_eq!(
-        (c.ended_at, c.end_reason.as_deref()),
+        (c.ended_at, c.end_reason.as_ref().map(EndReason::as_str)),
         (Some(2_000), Some("caller_hangup"))
     );
     assert!(
@@ -211,21 +212,21 @@ async fn call_events_keep_json_detail(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap();
     let call = store.insert_call(new_call(&t.id, 10)).await.unwrap();
     store
-        .add_call_event(&call.id, 11, "answered", json!({}))
+        .add_call_event(&call.id, 11, &EventKind::Answered, json!({}))
         .await
         .unwrap();
     store
         .add_call_event(
             &call.id,
             12,
-            "dtmf",
+            &EventKind::Dtmf,
             json!({"digit": "5", "duration_ms": 160}),
         )
         .await
         .unwrap();
     let events = store.list_call_events(&call.id).await.unwrap();
     assert_eq!(events.len(), 2);
-    assert_eq!(events[1].kind, "dtmf");
+    assert_eq!(events[1].kind, EventKind::Dtmf);
     assert_eq!(events[1].detail["digit"], "5");
     assert_eq!(events[1].detail["duration_ms"], 160);
 }
@@ -306,13 +307,16 @@ async fn orphaned_calls_are_ended_per_node(store: &Store) {
     let theirs = store.insert_call(theirs).await.unwrap();
     assert_eq!(
         store
-            .end_orphaned_calls("node-a", 99, "daemon_restart")
+            .end_orphaned_calls("node-a", 99, &EndReason::DaemonRestart)
             .await
             .unwrap(),
         1
     );
     let mine = store.get_call(&t.id, &mine.id).await.unwrap().unwrap();
-    assert_eq!(mine.end_reason.as_deref(), Some("daemon_restart"));
+    assert_eq!(
+        mine.end_reason.as_ref().map(EndReason::as_str),
+        Some("daemon_restart")
+    );
     let theirs = store.get_call(&t.id, &theirs.id).await.unwrap().unwrap();
     assert_eq!(
         theirs.status,

@@ -152,14 +152,14 @@ impl Actor {
     async fn run(&mut self) -> Outcome {
         self.recorder.record(Record::Answered { at: now_ms() });
         self.recorder.event(
-            "answered",
+            store::EventKind::from_code("answered"),
             serde_json::json!({ "codec": self.leg.codec_name() }),
         );
         self.turn = Some(Exchange::new(0));
         if let Err(e) = self.engines.stt_available() {
             tracing::error!(error = %e, "answering without speech recognition");
             self.recorder.event(
-                "stt_unavailable",
+                store::EventKind::from_code("stt_unavailable"),
                 serde_json::json!({ "error": e.to_string() }),
             );
             self.say_and_end(UNAVAILABLE, "stt_unavailable");
@@ -203,8 +203,10 @@ impl Actor {
                 }
                 Input::TimeLimit => {
                     let secs = self.config.max_duration.as_secs();
-                    self.recorder
-                        .event("max_duration", serde_json::json!({ "secs": secs }));
+                    self.recorder.event(
+                        store::EventKind::from_code("max_duration"),
+                        serde_json::json!({ "secs": secs }),
+                    );
                     self.interrupt_reply().await;
                     self.say_and_end(TIME_LIMIT, "max_duration");
                 }
@@ -222,8 +224,10 @@ impl Actor {
                 self.maybe_pause_for_barge_in(self.config.barge_in_min_ms);
             }
             LegEvent::Dtmf(digit) => {
-                self.recorder
-                    .event("dtmf", serde_json::json!({ "digit": digit.to_string() }));
+                self.recorder.event(
+                    store::EventKind::from_code("dtmf"),
+                    serde_json::json!({ "digit": digit.to_string() }),
+                );
                 if self.ending.is_none() {
                     self.interrupt_reply().await;
                     self.start_turn(None, None);
@@ -271,8 +275,10 @@ impl Actor {
                     self.next_synthesis();
                 }
                 ReplyEvent::Action(CallAction::EndCall { reason }) => {
-                    self.recorder
-                        .event("flow_end", serde_json::json!({ "reason": reason }));
+                    self.recorder.event(
+                        store::EventKind::from_code("flow_end"),
+                        serde_json::json!({ "reason": reason }),
+                    );
                     self.ending.get_or_insert(if reason.is_empty() {
                         "flow_completed".to_owned()
                     } else {
@@ -336,19 +342,21 @@ impl Actor {
         }
         for tool in &summary.tools {
             self.recorder.event(
-                "tool",
+                store::EventKind::from_code("tool"),
                 serde_json::json!({ "name": tool.name, "status": tool.status }),
             );
         }
         if summary.node != summary.node_before {
             self.recorder.event(
-                "node",
+                store::EventKind::from_code("node"),
                 serde_json::json!({ "from": summary.node_before, "to": summary.node }),
             );
         }
         if let Some(error) = &summary.llm_error {
-            self.recorder
-                .event("llm_fallback", serde_json::json!({ "error": error }));
+            self.recorder.event(
+                store::EventKind::from_code("llm_fallback"),
+                serde_json::json!({ "error": error }),
+            );
         }
     }
 
@@ -394,8 +402,10 @@ impl Actor {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "synthesis failed");
-                self.recorder
-                    .event("tts_error", serde_json::json!({ "error": e.to_string() }));
+                self.recorder.event(
+                    store::EventKind::from_code("tts_error"),
+                    serde_json::json!({ "error": e.to_string() }),
+                );
             }
             Err(e) => tracing::error!(error = %e, "synthesis task failed"),
         }
@@ -492,8 +502,10 @@ impl Actor {
     async fn on_silence(&mut self) {
         self.quiet_since = Instant::now();
         let secs = self.config.silence_timeout.as_secs();
-        self.recorder
-            .event("silence", serde_json::json!({ "secs": secs }));
+        self.recorder.event(
+            store::EventKind::from_code("silence"),
+            serde_json::json!({ "secs": secs }),
+        );
         self.start_turn(None, None);
         self.send_turn(CallerInput::Silence).await;
     }
@@ -516,7 +528,7 @@ impl Actor {
         let media = self.leg.media_stats();
         super::quality::record(&self.recorder, self.leg.codec_name(), &media, &jitter);
         self.recorder.event(
-            "media",
+            store::EventKind::from_code("media"),
             serde_json::json!({
                 "codec": self.leg.codec_name(),
                 "packets_received": media.packets_received,
@@ -542,7 +554,7 @@ impl Actor {
         });
         self.recorder.record(Record::Ended {
             at,
-            reason: reason.clone(),
+            reason: store::EndReason::from_code(&reason),
         });
         metrics::counter!("agent_calls_ended_total", "reason" => reason.clone()).increment(1);
         Outcome {

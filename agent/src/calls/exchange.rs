@@ -49,13 +49,13 @@ impl Exchange {
         self.agent_text.push_str(text);
     }
 
-    pub fn to_turn(&self, call_id: &str) -> Turn {
+    pub fn to_turn(&self, call_id: &store::CallId) -> Turn {
         let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
             (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_millis() as i64),
             _ => None,
         };
         Turn {
-            call_id: call_id.to_owned(),
+            call_id: call_id.clone(),
             seq: self.seq,
             started_at: self.started_at,
             caller_text: self.caller_text.clone(),

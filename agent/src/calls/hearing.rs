@@ -128,8 +128,10 @@ impl Actor {
             let position = self.leg.pause();
             self.hearing.barge = Some(BargePause { at: Instant::now() });
             metrics::counter!("agent_barge_ins_total").increment(1);
-            self.recorder
-                .event("barge_in", serde_json::json!({ "position": position }));
+            self.recorder.event(
+                store::EventKind::from_code("barge_in"),
+                serde_json::json!({ "position": position }),
+            );
         }
     }
 
@@ -151,8 +153,10 @@ impl Actor {
             }
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "transcription failed");
-                self.recorder
-                    .event("stt_error", serde_json::json!({ "error": e.to_string() }));
+                self.recorder.event(
+                    store::EventKind::from_code("stt_error"),
+                    serde_json::json!({ "error": e.to_string() }),
+                );
                 String::new()
             }
             Err(e) => {
@@ -203,12 +207,14 @@ impl Actor {
                 self.leg.resume();
                 let paused_ms = pause.at.elapsed().as_millis() as i64;
                 self.recorder.event(
-                    kind,
+                    store::EventKind::from_code(kind),
                     serde_json::json!({ "text": text, "resumed_after_ms": paused_ms }),
                 );
             } else {
-                self.recorder
-                    .event(kind, serde_json::json!({ "text": text }));
+                self.recorder.event(
+                    store::EventKind::from_code(kind),
+                    serde_json::json!({ "text": text }),
+                );
             }
             return;
         }

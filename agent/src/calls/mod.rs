@@ -36,14 +36,16 @@ pub use speech::SpeechEngines;
 
 use crate::config::Config;
 
-/// Builds the data services a call's tools use (customer lookup, messages, events).
-pub type ServicesFactory = Arc<dyn Fn(&CallScope) -> Arc<dyn CallServices> + Send + Sync>;
+/// Builds the data services a call's tools use (customer lookup, messages), handing the
+/// flow's events to the call's recorder.
+pub type ServicesFactory =
+    Arc<dyn Fn(&CallScope, Arc<dyn crm::CallEventSink>) -> Arc<dyn CallServices> + Send + Sync>;
 
 /// Who a call belongs to.
 #[derive(Debug, Clone)]
 pub struct CallScope {
-    pub call_id: String,
-    pub tenant_id: String,
+    pub call_id: store::CallId,
+    pub tenant_id: store::TenantId,
 }
 
 /// Everything calls share.
@@ -188,7 +190,8 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         // Without a voice the call cannot be handled; a 503 lets the trunk try elsewhere.
         tracing::error!(error = %e, "refusing call");
         let _ = call.reject(503).await;
-        plan.abandon("tts_unavailable").await;
+        plan.abandon(store::EndReason::from_code("tts_unavailable"))
+            .await;
         return;
     }
     // Ring for a moment first when configured (callers expect a ring; it also leaves room for
@@ -201,7 +204,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
                 if let Some(sip::driver::CallSignal::Ended(reason)) = signal {
                     tracing::info!(reason = reason.code(), "caller gave up before the answer");
                 }
-                plan.abandon("caller_hangup").await;
+                plan.abandon(store::EndReason::from_code("caller_hangup")).await;
                 return;
             }
         }
@@ -210,7 +213,8 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         Ok(media) => media,
         Err(e) => {
             tracing::warn!(error = %e, "could not answer");
-            plan.abandon("answer_failed").await;
+            plan.abandon(store::EndReason::from_code("answer_failed"))
+                .await;
             return;
         }
     };
@@ -226,7 +230,8 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         Err(e) => {
             tracing::error!(error = %e, "cannot run media");
             let _ = control.hangup().await;
-            plan.abandon("media_failed").await;
+            plan.abandon(store::EndReason::from_code("media_failed"))
+                .await;
         }
     }
 }

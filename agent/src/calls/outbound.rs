@@ -36,7 +36,7 @@ pub struct OutboundRequest {
 pub enum OutboundProgress {
     /// The INVITE went out.
     Dialling {
-        call_id: String,
+        call_id: store::CallId,
         sip_call_id: String,
         target: String,
     },
@@ -49,7 +49,7 @@ pub enum OutboundProgress {
 /// How an outbound call ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundResult {
-    pub call_id: String,
+    pub call_id: store::CallId,
     /// The stored end reason: `busy`, `no_answer`, `rejected`, `unreachable` when the call
     /// did not connect, otherwise the conversation's (see ARCHITECTURE.md, end reasons).
     pub end_reason: String,
@@ -119,7 +119,8 @@ pub async fn run_outbound(
     if let Err(e) = rt.engines.tts_available() {
         // Calling someone the agent cannot speak to would only annoy them.
         tracing::error!(error = %e, "not dialling: no speech synthesis");
-        plan.abandon("tts_unavailable").await;
+        plan.abandon(store::EndReason::from_code("tts_unavailable"))
+            .await;
         return Ok(not_connected("tts_unavailable", e.to_string()));
     }
     let ringing_timeout = rt.config.call.ringing_timeout_secs;
@@ -137,15 +138,18 @@ pub async fn run_outbound(
                 _ => "dial_failed",
             };
             tracing::warn!(error = %e, reason, "cannot dial");
-            plan.event("dial_failed", json!({ "error": e.to_string() }));
-            plan.abandon(reason).await;
+            plan.event(
+                store::EventKind::from_code("dial_failed"),
+                json!({ "error": e.to_string() }),
+            );
+            plan.abandon(store::EndReason::from_code(reason)).await;
             return Ok(not_connected(reason, e.to_string()));
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
     tracing::info!(parent: &span, target = %call.target, via = %call.destination, "dialling");
     plan.event(
-        "dialling",
+        store::EventKind::from_code("dialling"),
         json!({
             "trunk": req.trunk,
             "target": call.target.to_string(),
@@ -181,7 +185,10 @@ pub async fn run_outbound(
                     (false, 180) => "ringing",
                     _ => "progress",
                 };
-                plan.event(kind, json!({ "status": status }));
+                plan.event(
+                    store::EventKind::from_code(kind),
+                    json!({ "status": status }),
+                );
                 report(
                     &req.progress,
                     OutboundProgress::Ringing {
@@ -200,10 +207,10 @@ pub async fn run_outbound(
                 let detail = describe(&reason);
                 tracing::info!(parent: &span, end_reason, %detail, "call did not connect");
                 plan.event(
-                    "not_connected",
+                    store::EventKind::from_code("not_connected"),
                     json!({ "sip": reason.code(), "detail": detail }),
                 );
-                plan.abandon(end_reason).await;
+                plan.abandon(store::EndReason::from_code(end_reason)).await;
                 return Ok(not_connected(end_reason, detail));
             }
             _ => {}
@@ -221,7 +228,8 @@ pub async fn run_outbound(
         Err(e) => {
             tracing::error!(parent: &span, error = %e, "cannot run media");
             let _ = control.hangup().await;
-            plan.abandon("media_failed").await;
+            plan.abandon(store::EndReason::from_code("media_failed"))
+                .await;
             return Ok(OutboundResult {
                 answered: true,
                 ..not_connected("media_failed", e.to_string())

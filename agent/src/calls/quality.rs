@@ -22,7 +22,7 @@ const FRAME_MS: f64 = 20.0;
 
 /// The quality row for a call, `None` when no RTP arrived (nothing was measured).
 pub fn call_quality(
-    call_id: &str,
+    call_id: &store::CallId,
     codec: &str,
     media: &MediaStats,
     jitter: &JitterStats,
@@ -46,7 +46,7 @@ pub fn call_quality(
     // least as well, so G.711 with PLC is the (conservative) reference for all codecs.
     let mos = estimate_mos(one_way_ms, loss, CodecImpairment::G711_PLC);
     Some(CallQuality {
-        call_id: call_id.to_owned(),
+        call_id: call_id.clone(),
         codec: codec.to_owned(),
         packets_expected: saturating_i64(q.packets_expected),
         packets_received: saturating_i64(q.packets_received),
@@ -120,7 +120,7 @@ mod tests {
         m.quality.remote_packets_lost = Some(2);
         m.quality.remote_loss_pct = Some(0.2);
         m.quality.remote_jitter_ms = Some(1.5);
-        let q = call_quality("c1", "PCMU", &m, &buffer(60, 0), 5_000).unwrap();
+        let q = call_quality(&store::CallId::new("c1"), "PCMU", &m, &buffer(60, 0), 5_000).unwrap();
         assert_eq!((q.call_id.as_str(), q.codec.as_str()), ("c1", "PCMU"));
         assert_eq!(
             (q.packets_expected, q.packets_received, q.packets_lost),
@@ -141,12 +141,24 @@ mod tests {
 
     #[test]
     fn late_packets_and_delay_lower_the_mos() {
-        let clean =
-            call_quality("c", "PCMU", &media(1000, 0, 1.0, None), &buffer(40, 0), 0).unwrap();
-        let late =
-            call_quality("c", "PCMU", &media(1000, 0, 1.0, None), &buffer(40, 50), 0).unwrap();
+        let clean = call_quality(
+            &store::CallId::new("c"),
+            "PCMU",
+            &media(1000, 0, 1.0, None),
+            &buffer(40, 0),
+            0,
+        )
+        .unwrap();
+        let late = call_quality(
+            &store::CallId::new("c"),
+            "PCMU",
+            &media(1000, 0, 1.0, None),
+            &buffer(40, 50),
+            0,
+        )
+        .unwrap();
         let far = call_quality(
-            "c",
+            &store::CallId::new("c"),
             "PCMU",
             &media(1000, 0, 1.0, Some(600.0)),
             &buffer(40, 0),
@@ -158,8 +170,14 @@ mod tests {
         assert_eq!(late.loss_bp, 0, "late packets are not network loss");
         assert!(far.mos_x100 < clean.mos_x100 - 30, "{far:?}");
         // Without the buffer's target, twice the jitter stands in for it.
-        let jittery =
-            call_quality("c", "PCMU", &media(1000, 0, 100.0, None), &buffer(0, 0), 0).unwrap();
+        let jittery = call_quality(
+            &store::CallId::new("c"),
+            "PCMU",
+            &media(1000, 0, 100.0, None),
+            &buffer(0, 0),
+            0,
+        )
+        .unwrap();
         let expected = estimate_mos(220.0, 0.0, CodecImpairment::G711_PLC);
         assert_eq!(jittery.mos_x100, (expected * 100.0).round() as i64);
     }
@@ -167,11 +185,24 @@ mod tests {
     #[test]
     fn no_rtp_means_no_quality_row() {
         assert_eq!(
-            call_quality("c", "PCMU", &MediaStats::default(), &buffer(40, 0), 0),
+            call_quality(
+                &store::CallId::new("c"),
+                "PCMU",
+                &MediaStats::default(),
+                &buffer(40, 0),
+                0
+            ),
             None
         );
         // Duplicates can make the loss negative: stored as measured, MOS as if none lost.
-        let dup = call_quality("c", "PCMA", &media(100, -3, 0.0, None), &buffer(40, 0), 0).unwrap();
+        let dup = call_quality(
+            &store::CallId::new("c"),
+            "PCMA",
+            &media(100, -3, 0.0, None),
+            &buffer(40, 0),
+            0,
+        )
+        .unwrap();
         assert_eq!((dup.packets_lost, dup.loss_bp), (-3, 0));
         assert!(dup.mos_x100 > 430);
     }

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use store::{CallQuality, NewCall, Store, StoreError, Turn};
+use store::{
+    CallId, CallQuality, EndReason, EventKind, NewCall, Store, StoreError, TenantId, Turn,
+};
 
 /// One write.
 #[derive(Debug)]
@@ -15,7 +17,7 @@ pub enum Record {
     },
     Event {
         at: i64,
-        kind: String,
+        kind: EventKind,
         detail: serde_json::Value,
     },
     Turn(Turn),
@@ -29,7 +31,7 @@ pub enum Record {
     },
     Ended {
         at: i64,
-        reason: String,
+        reason: EndReason,
     },
 }
 
@@ -42,22 +44,22 @@ const RETRY_FOR: Duration = Duration::from_secs(120);
 #[derive(Clone)]
 pub struct Recorder {
     tx: tokio::sync::mpsc::Sender<Record>,
-    call_id: String,
+    call_id: CallId,
 }
 
 impl Recorder {
     /// Starts the writer for `call_id` of `tenant_id`.
     pub fn spawn(
         store: Store,
-        tenant_id: String,
-        call_id: String,
+        tenant_id: TenantId,
+        call_id: CallId,
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
         let task = tokio::spawn(write_all(store, tenant_id, call_id.clone(), rx));
         (Self { tx, call_id }, task)
     }
 
-    pub fn call_id(&self) -> &str {
+    pub fn call_id(&self) -> &CallId {
         &self.call_id
     }
 
@@ -69,19 +71,27 @@ impl Recorder {
         }
     }
 
-    pub fn event(&self, kind: &str, detail: serde_json::Value) {
+    pub fn event(&self, kind: EventKind, detail: serde_json::Value) {
         self.record(Record::Event {
             at: crate::clock::now_ms(),
-            kind: kind.to_owned(),
+            kind,
             detail,
         });
     }
 }
 
+/// The flow's events (through the call's `CallServices`) are written by the same recorder as
+/// everything else on the call, in order.
+impl crm::CallEventSink for Recorder {
+    fn record(&self, kind: EventKind, detail: serde_json::Value) {
+        self.event(kind, detail);
+    }
+}
+
 async fn write_all(
     store: Store,
-    tenant_id: String,
-    call_id: String,
+    tenant_id: TenantId,
+    call_id: CallId,
     mut rx: tokio::sync::mpsc::Receiver<Record>,
 ) {
     while let Some(record) = rx.recv().await {
@@ -111,8 +121,8 @@ fn is_transient(e: &StoreError) -> bool {
 
 async fn write(
     store: &Store,
-    tenant_id: &str,
-    call_id: &str,
+    tenant_id: &TenantId,
+    call_id: &CallId,
     record: &Record,
 ) -> Result<(), StoreError> {
     match record {

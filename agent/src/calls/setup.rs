@@ -37,8 +37,8 @@ pub struct CallRequest {
 
 /// A call ready to be connected: its row is queued and its engine built.
 pub struct CallPlan {
-    pub call_id: String,
-    pub tenant_id: String,
+    pub call_id: store::CallId,
+    pub tenant_id: store::TenantId,
     recorder: Recorder,
     recorder_task: JoinHandle<()>,
     engine: Engine,
@@ -74,7 +74,7 @@ impl CallPlan {
             .flows
             .get(&flow_name)
             .ok_or_else(|| format!("flow {flow_name:?} is not loaded"))?;
-        let call_id = store::new_id();
+        let call_id = store::CallId::generate();
         let (recorder, recorder_task) =
             Recorder::spawn(rt.store.clone(), tenant_id.clone(), call_id.clone());
         recorder.record(Record::Call(NewCall {
@@ -93,7 +93,7 @@ impl CallPlan {
             call_id: call_id.clone(),
             tenant_id: tenant_id.clone(),
         };
-        let services = (rt.services)(&scope);
+        let services = (rt.services)(&scope, Arc::new(recorder.clone()));
         // Look the caller up before answering so the greeting can use their name.
         let lookup = dialogs::identify_caller(services.as_ref(), &request.caller);
         let customer = match tokio::time::timeout(Duration::from_millis(500), lookup).await {
@@ -104,7 +104,10 @@ impl CallPlan {
             }
         };
         if customer.is_some() {
-            recorder.event("caller_identified", serde_json::json!({}));
+            recorder.event(
+                store::EventKind::from_code("caller_identified"),
+                serde_json::json!({}),
+            );
         }
         let setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
         let engine = Engine::new(flow, services, rt.llm.clone(), setup);
@@ -118,15 +121,15 @@ impl CallPlan {
     }
 
     /// Stores an event before the call is connected (an outbound call's progress).
-    pub fn event(&self, kind: &str, detail: serde_json::Value) {
+    pub fn event(&self, kind: store::EventKind, detail: serde_json::Value) {
         self.recorder.event(kind, detail);
     }
 
     /// The call never connected: store why and wait for the writes.
-    pub async fn abandon(self, reason: &str) {
+    pub async fn abandon(self, reason: store::EndReason) {
         self.recorder.record(Record::Ended {
             at: now_ms(),
-            reason: reason.to_owned(),
+            reason,
         });
         drop(self.recorder);
         let _ = self.recorder_task.await;
@@ -149,7 +152,8 @@ impl CallPlan {
                     Err(e) => {
                         tracing::error!(parent: &span, error = %e, "no VAD");
                         leg.hangup().await;
-                        self.abandon("media_failed").await;
+                        self.abandon(store::EndReason::from_code("media_failed"))
+                            .await;
                         return Outcome {
                             end_reason: "media_failed".to_owned(),
                             turns: 0,

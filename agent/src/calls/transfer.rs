@@ -49,7 +49,7 @@ impl Actor {
         match self.leg.transfer(&to, &domain).await {
             Ok(uri) => {
                 self.recorder.event(
-                    "transfer",
+                    store::EventKind::from_code("transfer"),
                     serde_json::json!({
                         "to": to, "name": name, "uri": uri.to_string(), "state": "requested",
                     }),
@@ -63,7 +63,7 @@ impl Actor {
             Err(reason) => {
                 tracing::warn!(%reason, "transfer could not start");
                 self.recorder.event(
-                    "transfer_failed",
+                    store::EventKind::from_code("transfer_failed"),
                     serde_json::json!({ "to": to, "name": name, "reason": reason }),
                 );
                 self.transfer_failed().await;
@@ -81,7 +81,7 @@ impl Actor {
         match outcome {
             sip::TransferOutcome::Accepted => {
                 self.recorder.event(
-                    "transfer",
+                    store::EventKind::from_code("transfer"),
                     serde_json::json!({
                         "to": to, "name": name, "state": "accepted", "after_ms": after_ms,
                     }),
@@ -98,7 +98,7 @@ impl Actor {
                 };
                 metrics::counter!("agent_transfers_total", "outcome" => reason).increment(1);
                 self.recorder.event(
-                    "transfer_failed",
+                    store::EventKind::from_code("transfer_failed"),
                     serde_json::json!({
                         "to": to, "name": name, "reason": reason, "status": status,
                         "after_ms": after_ms,

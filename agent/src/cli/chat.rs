@@ -69,7 +69,13 @@ pub(super) async fn run(args: ChatArgs, cfg: &Config) -> anyhow::Result<()> {
         .caller
         .map(|c| phones.normalize(&c).map_or(c, |n| n.into_string()));
     let services = Arc::new(ChatServices {
-        inner: crm::StoreCallServices::new(store.clone(), &tenant.id, "agent-chat", phones),
+        inner: crm::StoreCallServices::new(
+            store.clone(),
+            &tenant.id,
+            &store::CallId::new("agent-chat"),
+            phones,
+            Arc::new(PrintedInstead),
+        ),
         written: Mutex::new(Vec::new()),
     });
     let customer = match &caller {
@@ -293,6 +299,14 @@ fn parse_line(line: &str) -> Line {
         _ if t.starts_with('/') => Line::Help(Some(format!("unknown command {t:?}"))),
         _ => Line::Inputs(vec![CallerInput::Speech(t.to_string())]),
     }
+}
+
+/// The inner services' own event path is unused: [`ChatServices::record_event`] prints events
+/// instead of storing them.
+struct PrintedInstead;
+
+impl crm::CallEventSink for PrintedInstead {
+    fn record(&self, _kind: store::EventKind, _detail: serde_json::Value) {}
 }
 
 /// The store for reads; writes and call events are kept to be printed (see the module docs).

@@ -37,7 +37,6 @@ pub enum DialogOutput {
 pub struct Dialog {
     commands: mpsc::Sender<(u64, DialogCommand)>,
     pub outputs: mpsc::Receiver<DialogOutput>,
-    next_reply: u64,
 }
 
 impl Dialog {
@@ -48,16 +47,12 @@ impl Dialog {
         Self {
             commands: commands_tx,
             outputs: outputs_rx,
-            next_reply: 1,
         }
     }
 
-    /// Sends a command; returns the reply id its output will carry.
-    pub async fn send(&mut self, command: DialogCommand) -> u64 {
-        let id = self.next_reply;
-        self.next_reply += 1;
-        let _ = self.commands.send((id, command)).await;
-        id
+    /// Sends a command whose outputs will carry `reply` (the call core numbers replies).
+    pub async fn send(&mut self, reply: u64, command: DialogCommand) {
+        let _ = self.commands.send((reply, command)).await;
     }
 }
 

@@ -1,10 +1,11 @@
-//! One exchange between caller and agent as stored (a turn), and what counts as words.
+//! One exchange between caller and agent as stored (a turn), and what counts as words. Part
+//! of the call core: it never reads the clock.
+
+#![deny(clippy::disallowed_methods)]
 
 use std::time::Instant;
 
 use store::{Turn, TurnLatency};
-
-use crate::clock::now_ms;
 
 /// Timings and text of one exchange, measured at the RTP boundary.
 #[derive(Debug, Clone)]
@@ -26,10 +27,11 @@ pub(super) struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(seq: i64) -> Self {
+    /// Exchange `seq` (0: the greeting), starting at `started_at` (unix ms).
+    pub fn new(seq: i64, started_at: i64) -> Self {
         Self {
             seq,
-            started_at: now_ms(),
+            started_at,
             caller_text: None,
             last_voiced: None,
             decided: None,

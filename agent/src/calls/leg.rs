@@ -4,9 +4,10 @@
 //! sees SIP or RTP types.
 //!
 //! Playback is numbered: every frame queued by [`CallLeg::play`] gets a tag, and the pacer
-//! publishes the tag of the last frame it put on the wire. That makes "what has the caller
-//! heard" exact, and lets playback pause (barge-in) and resume where it stopped: frames handed
-//! to the pacer but not yet sent are taken back.
+//! publishes the tag of the last frame it put on the wire. The leg turns that into reports per
+//! played item (how many of its milliseconds went out, when everything has played), which is
+//! how the call core knows what the caller heard; and it lets playback pause (barge-in) and
+//! resume where it stopped: frames handed to the pacer but not yet sent are taken back.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -17,8 +18,11 @@ use audio::{
     Playout, Resampler,
 };
 use sip::driver::{CallControl, CallSignal, FrameSender, MediaEvent, MediaSession};
+use store::EndReason;
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
+
+use super::core::PlaybackReport;
 
 /// Rate of the PCM the leg hands to the pipeline (VAD, STT).
 pub const PIPELINE_RATE: u32 = 16_000;
@@ -37,18 +41,13 @@ pub enum LegEvent {
         echo: bool,
     },
     Dtmf(char),
-    /// The frame queued with `mark` went out on the wire at `at`.
-    FrameSent {
-        mark: u64,
-        at: Instant,
-    },
-    /// Everything queued for playback has been sent.
-    PlaybackIdle,
+    /// How playback of the items queued with [`CallLeg::play`] is going.
+    Playback(PlaybackReport),
     /// How a blind transfer ([`CallLeg::transfer`]) went.
     TransferResult(sip::TransferOutcome),
-    /// The call is over (`reason` is a stable end-reason code).
+    /// The call is over.
     Hangup {
-        reason: String,
+        reason: EndReason,
     },
 }
 
@@ -65,6 +64,16 @@ pub enum LegError {
     UnsupportedCodec(String),
     #[error("codec: {0}")]
     Codec(#[from] audio::CodecError),
+}
+
+/// The frames of one played item.
+#[derive(Debug)]
+struct Span {
+    item: u64,
+    first_tag: u64,
+    frames: u64,
+    /// Frames reported played so far.
+    reported: u64,
 }
 
 /// A frame waiting for the pacer.
@@ -99,17 +108,22 @@ pub struct CallLeg {
     outbox: VecDeque<Queued>,
     /// Frames handed to the pacer whose sending is not yet confirmed (taken back on pause).
     in_flight: VecDeque<Queued>,
+    /// Items queued for playback, oldest first, until fully played.
+    spans: VecDeque<Span>,
+    /// The last item queued.
+    last_item: Option<u64>,
+    /// Milliseconds of audio per frame (the negotiated ptime).
+    frame_ms: u64,
     next_tag: u64,
     /// Playback is expected to run up to (not including) this tag.
     play_until: u64,
     paused: bool,
-    /// `PlaybackIdle` was reported for the current `play_until`.
+    /// `Idle` was reported for the current `play_until`.
     idle_reported: bool,
     pending: VecDeque<LegEvent>,
     ended: bool,
     /// Decides which inbound frames are our own voice coming back.
     echo: EchoGate,
-    idle_at: Option<Instant>,
     /// The peer's SIP domain (host[:port]), where transfer targets that are numbers go.
     peer_domain: String,
 }
@@ -162,6 +176,9 @@ impl CallLeg {
             last_arrival: Instant::now(),
             outbox: VecDeque::new(),
             in_flight: VecDeque::new(),
+            spans: VecDeque::new(),
+            last_item: None,
+            frame_ms: u64::from(ptime),
             next_tag: 0,
             play_until: 0,
             paused: false,
@@ -169,7 +186,6 @@ impl CallLeg {
             pending: VecDeque::new(),
             ended: false,
             echo: EchoGate::new(EchoGateConfig::default()),
-            idle_at: None,
             peer_domain: String::new(),
         })
     }
@@ -202,15 +218,17 @@ impl CallLeg {
         }
     }
 
-    /// Queues `pcm` (mono, at `rate`) for playback; the first frame carries `mark`, reported
-    /// back as [`LegEvent::FrameSent`]. Returns the tag of its first frame and the number of
-    /// frames (tags are consecutive).
+    /// Queues `pcm` (mono, at `rate`) for playback as item `item`; the first frame carries
+    /// `mark`, reported back as [`PlaybackReport::MarkSent`] when it goes out. Progress is
+    /// reported per item ([`PlaybackReport::Progress`]), and [`PlaybackReport::Idle`] once
+    /// everything queued has played.
     pub fn play(
         &mut self,
+        item: u64,
         pcm: &[i16],
         rate: u32,
         mark: Option<u64>,
-    ) -> Result<(u64, u64), LegError> {
+    ) -> Result<(), LegError> {
         let resample_err = |source| LegError::Resample { from: rate, source };
         let mut at_codec =
             Vec::with_capacity(pcm.len() * self.codec_rate as usize / rate.max(1) as usize + 400);
@@ -238,29 +256,19 @@ impl CallLeg {
         }
         self.play_until = self.next_tag;
         self.idle_reported = frames == 0 && self.idle_reported;
-        Ok((first, frames as u64))
+        self.spans.push_back(Span {
+            item,
+            first_tag: first,
+            frames: frames as u64,
+            reported: 0,
+        });
+        self.last_item = Some(item);
+        Ok(())
     }
 
     /// Tag of the first frame not yet played: frames before it have been heard.
     pub fn playback_position(&self) -> u64 {
         self.sender.last_sent_tag().map_or(0, |t| t + 1)
-    }
-
-    /// True while queued audio has not all gone out (paused playback counts).
-    pub fn is_playing(&self) -> bool {
-        // Until the idle event is queued, not merely until the last frame is sent: the actor's
-        // silence timer counts from that event, and must not see a gap between the two.
-        self.playback_position() < self.play_until || !self.idle_reported
-    }
-
-    /// When the last playback finished (the moment `PlaybackIdle` was queued).
-    pub fn idle_since(&self) -> Option<Instant> {
-        self.idle_at
-    }
-
-    /// True while playback is paused.
-    pub fn is_paused(&self) -> bool {
-        self.paused
     }
 
     /// Pauses playback at once: frames in the pacer are discarded and taken back, so
@@ -290,10 +298,10 @@ impl CallLeg {
         let position = self.playback_position();
         self.outbox.clear();
         self.in_flight.clear();
+        self.spans.clear();
         self.paused = false;
         self.play_until = position.min(self.play_until);
         self.idle_reported = true;
-        self.idle_at = Some(Instant::now());
         position
     }
 
@@ -365,7 +373,7 @@ impl CallLeg {
             Some(CallSignal::Ended(reason)) => {
                 self.ended = true;
                 self.pending.push_back(LegEvent::Hangup {
-                    reason: end_reason_code(&reason),
+                    reason: end_reason(&reason),
                 });
             }
             Some(CallSignal::InfoDtmf { digit, .. }) => {
@@ -384,7 +392,7 @@ impl CallLeg {
             None => {
                 self.ended = true;
                 self.pending.push_back(LegEvent::Hangup {
-                    reason: "transport_lost".to_owned(),
+                    reason: EndReason::TransportLost,
                 });
             }
         }
@@ -405,14 +413,14 @@ impl CallLeg {
                 }
             }
             Some(MediaEvent::Dtmf { digit, .. }) => self.pending.push_back(LegEvent::Dtmf(digit)),
-            Some(MediaEvent::FrameSent { mark, at }) => {
-                self.pending.push_back(LegEvent::FrameSent { mark, at })
-            }
+            Some(MediaEvent::FrameSent { mark, at }) => self
+                .pending
+                .push_back(LegEvent::Playback(PlaybackReport::MarkSent { mark, at })),
             Some(_) => {}
             None => {
                 self.ended = true;
                 self.pending.push_back(LegEvent::Hangup {
-                    reason: "media_lost".to_owned(),
+                    reason: EndReason::MediaLost,
                 });
             }
         }
@@ -460,14 +468,40 @@ impl CallLeg {
                 });
             }
         }
+        self.report_progress(position);
         if !self.idle_reported
             && !self.paused
             && position >= self.play_until
             && self.outbox.is_empty()
         {
             self.idle_reported = true;
-            self.idle_at = Some(at);
-            self.pending.push_back(LegEvent::PlaybackIdle);
+            if let Some(item) = self.last_item {
+                self.pending
+                    .push_back(LegEvent::Playback(PlaybackReport::Idle { item }));
+            }
+        }
+    }
+
+    /// Reports how much of each item has gone out since the last report (about one frame per
+    /// tick while playing); fully played items are forgotten.
+    fn report_progress(&mut self, position: u64) {
+        for span in self.spans.iter_mut() {
+            if span.first_tag >= position {
+                break;
+            }
+            let played = (position - span.first_tag).min(span.frames);
+            if played != span.reported {
+                span.reported = played;
+                self.pending
+                    .push_back(LegEvent::Playback(PlaybackReport::Progress {
+                        item: span.item,
+                        played_ms: played * self.frame_ms,
+                        total_ms: span.frames * self.frame_ms,
+                    }));
+            }
+        }
+        while self.spans.front().is_some_and(|s| s.reported == s.frames) {
+            self.spans.pop_front();
         }
     }
 }
@@ -489,11 +523,11 @@ fn remote_rtp_addr(sdp: &sip::sdp::SessionDescription) -> Option<std::net::Socke
     (media.port != 0 && !ip.is_unspecified()).then(|| std::net::SocketAddr::new(ip, media.port))
 }
 
-/// The stable end-reason code for a SIP-level ending (see ARCHITECTURE.md, end reasons).
-fn end_reason_code(reason: &sip::EndReason) -> String {
+/// The stored end reason for a SIP-level ending (see ARCHITECTURE.md, end reasons).
+pub(crate) fn end_reason(reason: &sip::EndReason) -> EndReason {
     match reason {
-        sip::EndReason::RemoteBye | sip::EndReason::RemoteCancel => "caller_hangup".to_owned(),
-        sip::EndReason::LocalBye => "agent_hangup".to_owned(),
-        other => other.code().to_owned(),
+        sip::EndReason::RemoteBye | sip::EndReason::RemoteCancel => EndReason::CallerHangup,
+        sip::EndReason::LocalBye => EndReason::AgentHangup,
+        other => EndReason::from_code(other.code()),
     }
 }

@@ -1,7 +1,10 @@
 //! Listening: per-frame voice activity, utterance capture with pre-roll, and the end-of-turn
 //! decision by [`audio::Endpointer`] — a wait that depends on what the caller said so far
 //! (interim transcripts at each pause), per flow-node mode (free speech, yes/no, digits).
-//! Pure logic in stream time (frames pushed), so it is tested without audio I/O or clocks.
+//! Pure logic in stream time (frames pushed), so it is tested without audio I/O or clocks;
+//! part of the call core, so it never reads the clock.
+
+#![deny(clippy::disallowed_methods)]
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -195,16 +198,16 @@ impl Listener {
     }
 
     fn end_turn(&mut self, last_activity_ms: u64) -> Option<Heard> {
-        let (mut pcm, start_ms) = self.utterance.take()?;
-        let keep_ms = last_activity_ms.saturating_sub(start_ms) + KEEP_TRAILING_MS;
-        pcm.truncate((keep_ms * 16) as usize);
-        let last_voiced = self
+        // Frames were pushed (a turn needs them), so some arrival is known.
+        let (_, last_voiced) = *self
             .arrivals
             .iter()
             .rev()
             .find(|(ms, _)| *ms <= last_activity_ms)
-            .or(self.arrivals.front())
-            .map_or_else(Instant::now, |(_, at)| *at);
+            .or(self.arrivals.front())?;
+        let (mut pcm, start_ms) = self.utterance.take()?;
+        let keep_ms = last_activity_ms.saturating_sub(start_ms) + KEEP_TRAILING_MS;
+        pcm.truncate((keep_ms * 16) as usize);
         Some(Heard::TurnEnded {
             pcm,
             last_voiced,
@@ -214,6 +217,7 @@ impl Listener {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests pick an arbitrary start instant
 mod tests {
     use std::time::{Duration, Instant};
 

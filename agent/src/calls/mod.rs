@@ -1,19 +1,18 @@
-//! Calls: admission, per-call setup (tenant, flow, caller lookup, call record), and one actor
-//! task per call. See ARCHITECTURE.md, "The call, as data".
+//! Calls: admission, per-call setup (tenant, flow, caller lookup, call record), and one task
+//! per call: the sans-IO [`core::CallCore`] that decides, driven by `driver` that does the
+//! I/O. See ARCHITECTURE.md.
 
-mod actor;
+pub mod core;
 mod dialog;
+mod driver;
 mod exchange;
-mod hearing;
 mod leg;
 mod listen;
 mod outbound;
-mod playback;
 pub mod quality;
 mod recorder;
 mod setup;
 mod speech;
-mod transfer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,7 +24,7 @@ use store::{CallDirection, Store};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-pub use actor::ActorConfig;
+pub use driver::Outcome;
 pub use leg::CallLeg;
 pub use listen::ListenConfig;
 pub use outbound::{
@@ -190,8 +189,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         // Without a voice the call cannot be handled; a 503 lets the trunk try elsewhere.
         tracing::error!(error = %e, "refusing call");
         let _ = call.reject(503).await;
-        plan.abandon(store::EndReason::from_code("tts_unavailable"))
-            .await;
+        plan.abandon(store::EndReason::TtsUnavailable).await;
         return;
     }
     // Ring for a moment first when configured (callers expect a ring; it also leaves room for
@@ -204,7 +202,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
                 if let Some(sip::driver::CallSignal::Ended(reason)) = signal {
                     tracing::info!(reason = reason.code(), "caller gave up before the answer");
                 }
-                plan.abandon(store::EndReason::from_code("caller_hangup")).await;
+                plan.abandon(store::EndReason::CallerHangup).await;
                 return;
             }
         }
@@ -213,8 +211,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         Ok(media) => media,
         Err(e) => {
             tracing::warn!(error = %e, "could not answer");
-            plan.abandon(store::EndReason::from_code("answer_failed"))
-                .await;
+            plan.abandon(store::EndReason::AnswerFailed).await;
             return;
         }
     };
@@ -230,8 +227,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         Err(e) => {
             tracing::error!(error = %e, "cannot run media");
             let _ = control.hangup().await;
-            plan.abandon(store::EndReason::from_code("media_failed"))
-                .await;
+            plan.abandon(store::EndReason::MediaFailed).await;
         }
     }
 }

@@ -52,7 +52,7 @@ pub struct OutboundResult {
     pub call_id: store::CallId,
     /// The stored end reason: `busy`, `no_answer`, `rejected`, `unreachable` when the call
     /// did not connect, otherwise the conversation's (see ARCHITECTURE.md, end reasons).
-    pub end_reason: String,
+    pub end_reason: store::EndReason,
     /// The callee picked up.
     pub answered: bool,
     /// Why the call did not connect, e.g. `486 Busy Here`.
@@ -110,18 +110,20 @@ pub async fn run_outbound(
         .await
         .map_err(OutboundError::Setup)?;
     let call_id = plan.call_id.clone();
-    let not_connected = |end_reason: &str, detail: String| OutboundResult {
+    let not_connected = |end_reason: store::EndReason, detail: String| OutboundResult {
         call_id: call_id.clone(),
-        end_reason: end_reason.to_owned(),
+        end_reason,
         answered: false,
         detail: Some(detail),
     };
     if let Err(e) = rt.engines.tts_available() {
         // Calling someone the agent cannot speak to would only annoy them.
         tracing::error!(error = %e, "not dialling: no speech synthesis");
-        plan.abandon(store::EndReason::from_code("tts_unavailable"))
-            .await;
-        return Ok(not_connected("tts_unavailable", e.to_string()));
+        plan.abandon(store::EndReason::TtsUnavailable).await;
+        return Ok(not_connected(
+            store::EndReason::TtsUnavailable,
+            e.to_string(),
+        ));
     }
     let ringing_timeout = rt.config.call.ringing_timeout_secs;
     let dial = DialRequest {
@@ -134,22 +136,22 @@ pub async fn run_outbound(
         Ok(call) => call,
         Err(e) => {
             let reason = match e {
-                sip::driver::DriverError::Resolve { .. } => "unreachable",
-                _ => "dial_failed",
+                sip::driver::DriverError::Resolve { .. } => store::EndReason::Unreachable,
+                _ => store::EndReason::DialFailed,
             };
-            tracing::warn!(error = %e, reason, "cannot dial");
+            tracing::warn!(error = %e, %reason, "cannot dial");
             plan.event(
-                store::EventKind::from_code("dial_failed"),
+                store::EventKind::DialFailed,
                 json!({ "error": e.to_string() }),
             );
-            plan.abandon(store::EndReason::from_code(reason)).await;
+            plan.abandon(reason.clone()).await;
             return Ok(not_connected(reason, e.to_string()));
         }
     };
     let span = tracing::info_span!("call", call_id = %call_id, sip_call_id = %call.sip_call_id);
     tracing::info!(parent: &span, target = %call.target, via = %call.destination, "dialling");
     plan.event(
-        store::EventKind::from_code("dialling"),
+        store::EventKind::Dialling,
         json!({
             "trunk": req.trunk,
             "target": call.target.to_string(),
@@ -181,14 +183,11 @@ pub async fn run_outbound(
                 early_media,
             } => {
                 let kind = match (early_media, status) {
-                    (true, _) => "early_media",
-                    (false, 180) => "ringing",
-                    _ => "progress",
+                    (true, _) => store::EventKind::EarlyMedia,
+                    (false, 180) => store::EventKind::Ringing,
+                    _ => store::EventKind::Progress,
                 };
-                plan.event(
-                    store::EventKind::from_code(kind),
-                    json!({ "status": status }),
-                );
+                plan.event(kind, json!({ "status": status }));
                 report(
                     &req.progress,
                     OutboundProgress::Ringing {
@@ -200,17 +199,17 @@ pub async fn run_outbound(
             DialEvent::Answered(media) => break media,
             DialEvent::Ended(reason) => {
                 let end_reason = match reason.failure_class() {
-                    Some(class) => class.code(),
-                    None if cancelled => "daemon_shutdown",
-                    None => reason.code(),
+                    Some(class) => store::EndReason::from_code(class.code()),
+                    None if cancelled => store::EndReason::DaemonShutdown,
+                    None => super::leg::end_reason(&reason),
                 };
                 let detail = describe(&reason);
-                tracing::info!(parent: &span, end_reason, %detail, "call did not connect");
+                tracing::info!(parent: &span, %end_reason, %detail, "call did not connect");
                 plan.event(
-                    store::EventKind::from_code("not_connected"),
+                    store::EventKind::NotConnected,
                     json!({ "sip": reason.code(), "detail": detail }),
                 );
-                plan.abandon(store::EndReason::from_code(end_reason)).await;
+                plan.abandon(end_reason.clone()).await;
                 return Ok(not_connected(end_reason, detail));
             }
             _ => {}
@@ -228,11 +227,10 @@ pub async fn run_outbound(
         Err(e) => {
             tracing::error!(parent: &span, error = %e, "cannot run media");
             let _ = control.hangup().await;
-            plan.abandon(store::EndReason::from_code("media_failed"))
-                .await;
+            plan.abandon(store::EndReason::MediaFailed).await;
             return Ok(OutboundResult {
                 answered: true,
-                ..not_connected("media_failed", e.to_string())
+                ..not_connected(store::EndReason::MediaFailed, e.to_string())
             });
         }
     };

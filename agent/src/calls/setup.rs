@@ -12,8 +12,9 @@ use store::{CallDirection, NewCall};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::actor::{self, ActorConfig, Outcome};
+use super::core::{CallCore, CallStart, CoreConfig};
 use super::dialog::Dialog;
+use super::driver::{self, Outcome};
 use super::leg::{CallLeg, PIPELINE_RATE};
 use super::listen::{ListenConfig, Listener};
 use super::recorder::{Record, Recorder};
@@ -104,10 +105,7 @@ impl CallPlan {
             }
         };
         if customer.is_some() {
-            recorder.event(
-                store::EventKind::from_code("caller_identified"),
-                serde_json::json!({}),
-            );
+            recorder.event(store::EventKind::CallerIdentified, serde_json::json!({}));
         }
         let setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
         let engine = Engine::new(flow, services, rt.llm.clone(), setup);
@@ -152,10 +150,9 @@ impl CallPlan {
                     Err(e) => {
                         tracing::error!(parent: &span, error = %e, "no VAD");
                         leg.hangup().await;
-                        self.abandon(store::EndReason::from_code("media_failed"))
-                            .await;
+                        self.abandon(store::EndReason::MediaFailed).await;
                         return Outcome {
-                            end_reason: "media_failed".to_owned(),
+                            end_reason: store::EndReason::MediaFailed,
                             turns: 0,
                         };
                     }
@@ -167,26 +164,44 @@ impl CallPlan {
             endpoint: endpoint_config(&cfg.turn),
             max_utterance_ms: 30_000,
         };
-        let actor_config = ActorConfig {
+        let core_config = CoreConfig {
             barge_in_min_ms: cfg.turn.barge_in_min_ms,
             silence_timeout: Duration::from_secs(cfg.call.silence_timeout_secs),
             max_duration: Duration::from_secs(cfg.call.max_duration_secs),
         };
+        let start = CallStart {
+            call_id: self.call_id.clone(),
+            at: answered_at(),
+            unix_ms: now_ms(),
+            codec: leg.codec_name().to_owned(),
+            stt_unavailable: rt.engines.stt_available().err().map(|e| {
+                tracing::error!(parent: &span, error = %e, "answering without speech recognition");
+                e.to_string()
+            }),
+        };
+        let listener = Listener::new(listen, vad, TurnMode::FreeSpeech);
+        let core = CallCore::new(core_config, listener, start);
         let dialog = Dialog::spawn(self.engine);
-        let outcome = actor::run(
+        let outcome = driver::run(
+            core,
             leg,
             dialog,
-            Listener::new(listen, vad, TurnMode::FreeSpeech),
             rt.engines.clone(),
             self.recorder,
-            actor_config,
             stop,
+            span.clone(),
         )
         .await;
         tracing::info!(parent: &span, end_reason = %outcome.end_reason, turns = outcome.turns, "call ended");
         let _ = self.recorder_task.await;
         outcome
     }
+}
+
+/// The moment the call's clock starts (the driver side reads the clock, not the core).
+#[allow(clippy::disallowed_methods)]
+fn answered_at() -> std::time::Instant {
+    std::time::Instant::now()
 }
 
 /// The endpointer's settings from `[turn]`: the detector and the free-speech waits come from

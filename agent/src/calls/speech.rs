@@ -19,6 +19,9 @@ pub enum SpeechError {
     TtsUnavailable(String),
     #[error("synthesis failed: {0}")]
     Tts(String),
+    /// The task running the request panicked or was cancelled.
+    #[error("speech task failed: {0}")]
+    Task(String),
 }
 
 /// STT and TTS for all calls.

@@ -138,6 +138,7 @@ async fn media_both_ways_dtmf_marks_and_the_caller_hanging_up() {
         }
     }
     let (r, lag) = best_correlation(&envelope(&expected), &envelope(&received), 100);
+    eprintln!("received vs clip: r = {r:.3} at lag {lag} frames");
     assert!(
         r > 0.9,
         "received audio follows the clip: r = {r:.3} at lag {lag} frames"
@@ -166,6 +167,7 @@ async fn media_both_ways_dtmf_marks_and_the_caller_hanging_up() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let recorded = call.recorded_audio();
     let (r, lag) = best_correlation(&envelope(&published), &envelope(&recorded), 250);
+    eprintln!("recorded vs published: r = {r:.3} at lag {lag} frames");
     assert!(
         r > 0.9,
         "recorded audio follows what we sent: r = {r:.3} at lag {lag} frames"
@@ -241,7 +243,7 @@ async fn media_both_ways_dtmf_marks_and_the_caller_hanging_up() {
 }
 
 #[tokio::test]
-async fn room_closed_by_the_server_ends_the_session() {
+async fn flush_discards_queued_frames_and_room_close_ends_the_session() {
     let fake = FakeLiveKit::start().await;
     let Call {
         call,
@@ -253,6 +255,35 @@ async fn room_closed_by_the_server_ends_the_session() {
         matches!(e, RoomEvent::MediaConnected)
     })
     .await;
+
+    // Barge-in: frames queued before a flush are never written; the next one is.
+    let sender = session.sender();
+    for tag in 100..104 {
+        assert!(
+            sender
+                .send(sender.frame(room::OPUS_SILENCE.to_vec(), None, tag))
+                .await
+        );
+    }
+    sender.flush();
+    assert!(
+        sender
+            .send(sender.frame(room::OPUS_SILENCE.to_vec(), Some(9), 200))
+            .await
+    );
+    next_event(&mut session, "mark", |e| {
+        matches!(e, RoomEvent::FrameSent { mark: 9, .. })
+    })
+    .await;
+    assert_eq!(sender.last_sent_tag(), Some(200));
+    // At most one of the four went out before the flush took effect.
+    assert!(
+        sender.frames_discarded() >= 3,
+        "discarded {}",
+        sender.frames_discarded()
+    );
+    assert_eq!(sender.frames_discarded() + sender.frames_sent(), 5);
+
     call.close_room();
     let ended = next_event(&mut session, "end", |e| matches!(e, RoomEvent::Ended(_))).await;
     assert_eq!(ended, RoomEvent::Ended(EndReason::RoomClosed));

@@ -96,10 +96,12 @@ async fn register_availability_assignment_and_status_cadence() {
         })
         .collect();
     assert!(updates.len() >= 3, "updates: {}", updates.len());
+    // The exact cadence is checked in simulated time (worker::protocol tests); here, on a
+    // loaded machine, within ±0.5 s.
     for pair in updates.windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(
-            (2250..=2750).contains(&gap.as_millis()),
+            (2000..=3000).contains(&gap.as_millis()),
             "status updates {} ms apart",
             gap.as_millis()
         );

@@ -272,7 +272,7 @@ impl Driver {
                 info!(%worker_id, agent_name = %self.options.agent_name, "livekit worker registered");
                 let _ = self.state.send(WorkerState::Registered { worker_id });
             }
-            CoreEvent::Assigned(assignment) => self.on_assigned(assignment),
+            CoreEvent::Assigned(assignment) => self.on_assigned(*assignment),
             CoreEvent::Terminated { job_id } => {
                 Counters::bump(&self.counters.jobs_terminated);
                 info!(%job_id, "livekit job terminated by the server");

@@ -85,7 +85,7 @@ pub enum CoreEvent {
         worker_id: String,
     },
     /// A job to run: the assignment as received.
-    Assigned(proto::JobAssignment),
+    Assigned(Box<proto::JobAssignment>),
     /// The server asked to end this job.
     Terminated {
         job_id: String,
@@ -399,7 +399,8 @@ impl WorkerCore {
             return;
         }
         self.jobs.insert(id, JobStatus::Running);
-        self.events.push_back(CoreEvent::Assigned(assignment));
+        self.events
+            .push_back(CoreEvent::Assigned(Box::new(assignment)));
     }
 
     fn send_status(&mut self) {

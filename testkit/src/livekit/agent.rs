@@ -42,7 +42,7 @@ pub struct Dispatch {
 }
 
 pub(crate) enum Outgoing {
-    Message(proto::ServerMessage),
+    Message(Box<proto::ServerMessage>),
     Raw(Vec<u8>),
     /// Close the TCP connection without a close frame.
     Drop,
@@ -178,7 +178,9 @@ fn on_message(
 ) -> bool {
     let registered = is_registered(shared, connection);
     let reply = |m: server_message::Message| {
-        let _ = tx.try_send(Outgoing::Message(proto::ServerMessage { message: Some(m) }));
+        let _ = tx.try_send(Outgoing::Message(Box::new(proto::ServerMessage {
+            message: Some(m),
+        })));
     };
     match message.message {
         Some(worker_message::Message::Register(register)) => {
@@ -319,7 +321,7 @@ pub(crate) async fn dispatch(
         )),
     };
     worker_tx
-        .send(Outgoing::Message(request))
+        .send(Outgoing::Message(Box::new(request)))
         .await
         .map_err(|_| FakeError::NoWorker)?;
     let response = tokio::time::timeout(ASSIGN_JOB_TIMEOUT, answer_rx)
@@ -358,7 +360,7 @@ pub(crate) async fn dispatch(
         })),
     };
     worker_tx
-        .send(Outgoing::Message(assignment))
+        .send(Outgoing::Message(Box::new(assignment)))
         .await
         .map_err(|_| FakeError::NoWorker)?;
     Ok(Dispatch {

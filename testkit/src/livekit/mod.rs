@@ -218,13 +218,13 @@ impl FakeLiveKit {
     pub fn terminate_job(&self, job_id: &str) -> bool {
         agent::send_to_worker(
             &self.shared,
-            agent::Outgoing::Message(proto::ServerMessage {
+            agent::Outgoing::Message(Box::new(proto::ServerMessage {
                 message: Some(proto::server_message::Message::Termination(
                     proto::JobTermination {
                         job_id: job_id.to_owned(),
                     },
                 )),
-            }),
+            })),
         )
     }
 

@@ -23,9 +23,9 @@ use super::agent::bearer;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum TwirpCall {
-    Transfer(proto::TransferSipParticipantRequest),
-    CreateSipParticipant(proto::CreateSipParticipantRequest),
-    CreateDispatch(proto::CreateAgentDispatchRequest),
+    Transfer(Box<proto::TransferSipParticipantRequest>),
+    CreateSipParticipant(Box<proto::CreateSipParticipantRequest>),
+    CreateDispatch(Box<proto::CreateAgentDispatchRequest>),
 }
 
 fn twirp_error(status: StatusCode, code: &str, msg: &str) -> Response {
@@ -94,10 +94,10 @@ pub(crate) async fn handler(
             let Some(req) = decode::<proto::TransferSipParticipantRequest>(&encoding, &body) else {
                 return twirp_error(StatusCode::BAD_REQUEST, "malformed", "bad request body");
             };
-            if let Err(e) =
+            if let Err(why) =
                 check_sip_call(&claims).and_then(|_| check_room_admin(&claims, &req.room_name))
             {
-                return e;
+                return denied(why);
             }
             if req.transfer_to.is_empty() {
                 return twirp_error(
@@ -108,7 +108,7 @@ pub(crate) async fn handler(
             }
             let known = {
                 let mut s = shared.lock();
-                s.twirp.push(TwirpCall::Transfer(req.clone()));
+                s.twirp.push(TwirpCall::Transfer(Box::new(req.clone())));
                 s.rooms
                     .get(&req.room_name)
                     .is_some_and(|r| r.sip.identity == req.participant_identity)
@@ -124,8 +124,8 @@ pub(crate) async fn handler(
             let Some(req) = decode::<proto::CreateSipParticipantRequest>(&encoding, &body) else {
                 return twirp_error(StatusCode::BAD_REQUEST, "malformed", "bad request body");
             };
-            if let Err(e) = check_sip_call(&claims) {
-                return e;
+            if let Err(why) = check_sip_call(&claims) {
+                return denied(why);
             }
             let n = shared.next_id();
             let info = proto::SipParticipantInfo {
@@ -141,7 +141,7 @@ pub(crate) async fn handler(
             shared
                 .lock()
                 .twirp
-                .push(TwirpCall::CreateSipParticipant(req));
+                .push(TwirpCall::CreateSipParticipant(Box::new(req)));
             shared.changed.notify_waiters();
             encode(&encoding, &info)
         }
@@ -149,8 +149,8 @@ pub(crate) async fn handler(
             let Some(req) = decode::<proto::CreateAgentDispatchRequest>(&encoding, &body) else {
                 return twirp_error(StatusCode::BAD_REQUEST, "malformed", "bad request body");
             };
-            if let Err(e) = check_room_admin(&claims, &req.room) {
-                return e;
+            if let Err(why) = check_room_admin(&claims, &req.room) {
+                return denied(why);
             }
             let n = shared.next_id();
             let dispatch = proto::AgentDispatch {
@@ -163,7 +163,7 @@ pub(crate) async fn handler(
             shared
                 .lock()
                 .twirp
-                .push(TwirpCall::CreateDispatch(req.clone()));
+                .push(TwirpCall::CreateDispatch(Box::new(req.clone())));
             shared.changed.notify_waiters();
             // The server then offers the job to a worker registered under that name.
             let job_shared = shared.clone();
@@ -176,29 +176,26 @@ pub(crate) async fn handler(
     }
 }
 
-fn check_sip_call(claims: &Claims) -> Result<(), Response> {
+/// Why a token may not make a call (answered as twirp `permission_denied`).
+fn check_sip_call(claims: &Claims) -> Result<(), &'static str> {
     if claims.sip().call {
         Ok(())
     } else {
-        Err(twirp_error(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "requires SIP call grant",
-        ))
+        Err("requires SIP call grant")
     }
 }
 
-fn check_room_admin(claims: &Claims, room: &str) -> Result<(), Response> {
+fn check_room_admin(claims: &Claims, room: &str) -> Result<(), &'static str> {
     let video = claims.video();
     if video.room_admin && video.room == room {
         Ok(())
     } else {
-        Err(twirp_error(
-            StatusCode::FORBIDDEN,
-            "permission_denied",
-            "requires roomAdmin on the room",
-        ))
+        Err("requires roomAdmin on the room")
     }
+}
+
+fn denied(why: &str) -> Response {
+    twirp_error(StatusCode::FORBIDDEN, "permission_denied", why)
 }
 
 /// After an accepted REFER the SIP participant leaves the room.

@@ -359,3 +359,22 @@ async fn transfer_reaches_the_server_with_its_fields_and_the_caller_leaves() {
     );
     assert!(matches!(&calls[3], TwirpCall::CreateDispatch(r) if r.room == "outbound-1"));
 }
+
+#[tokio::test]
+async fn a_lost_signal_connection_ends_the_session() {
+    let fake = FakeLiveKit::start().await;
+    let Call {
+        call,
+        mut session,
+        _job,
+        _worker,
+    } = call_with_agent(&fake, None).await;
+    next_event(&mut session, "SIP participant", |e| {
+        matches!(e, RoomEvent::SipParticipant(_))
+    })
+    .await;
+    call.drop_signal();
+    let ended = next_event(&mut session, "end", |e| matches!(e, RoomEvent::Ended(_))).await;
+    assert_eq!(ended, RoomEvent::Ended(EndReason::SignalLost));
+    assert!(!call.agent_left(), "no leave on a dead connection");
+}

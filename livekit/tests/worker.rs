@@ -37,6 +37,12 @@ async fn register_availability_assignment_and_status_cadence() {
     let fake = FakeLiveKit::start().await;
     let (worker, mut jobs) = start_worker(&fake, 2).await;
 
+    // The server's websocket pings are answered.
+    assert!(fake.ping_worker());
+    fake.wait_worker_pongs(1, Duration::from_secs(5))
+        .await
+        .expect("pong");
+
     let dispatch = fake.dispatch_job("room-a").await.expect("accepted");
     let mut job = next_job(&mut jobs).await;
     assert_eq!(job.id, dispatch.job_id);

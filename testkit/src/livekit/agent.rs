@@ -44,6 +44,8 @@ pub struct Dispatch {
 pub(crate) enum Outgoing {
     Message(Box<proto::ServerMessage>),
     Raw(Vec<u8>),
+    /// A websocket ping control frame (`wsprotocol.go` sends one every 10 s).
+    Ping,
     /// Close the TCP connection without a close frame.
     Drop,
 }
@@ -114,7 +116,12 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, connection: u64) {
             frame = stream.next() => {
                 let bytes = match frame {
                     Some(Ok(Message::Binary(b))) => b,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Pong(_))) => {
+                        shared.lock().worker_pongs += 1;
+                        shared.changed.notify_waiters();
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Text(_))) => {
                         // The real server would read protojson here; our worker never sends it.
                         shared.violation("text frame on /agent");
@@ -148,6 +155,11 @@ async fn serve(shared: Arc<Shared>, socket: WebSocket, connection: u64) {
                 }
                 Some(Outgoing::Raw(bytes)) => {
                     if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outgoing::Ping) => {
+                    if sink.send(Message::Ping(Vec::new().into())).await.is_err() {
                         break;
                     }
                 }

@@ -125,6 +125,7 @@ pub(crate) struct State {
     pub(crate) worker_log: Vec<WorkerMessageRecord>,
     pub(crate) worker_connections: u64,
     pub(crate) refused_connections: u64,
+    pub(crate) worker_pongs: u64,
     pub(crate) rooms: HashMap<String, rtc::RoomState>,
     pub(crate) twirp: Vec<TwirpCall>,
     pub(crate) violations: Vec<String>,
@@ -237,6 +238,17 @@ impl FakeLiveKit {
     pub fn send_malformed_frame(&self) -> bool {
         // Field 1 (register), wire type 2, length 100 with 2 bytes: a truncated message.
         agent::send_to_worker(&self.shared, agent::Outgoing::Raw(vec![0x0A, 100, 1, 2]))
+    }
+
+    /// Sends a websocket ping to the newest worker (the real server pings every 10 s).
+    pub fn ping_worker(&self) -> bool {
+        agent::send_to_worker(&self.shared, agent::Outgoing::Ping)
+    }
+
+    /// Websocket pongs received from workers.
+    pub async fn wait_worker_pongs(&self, n: u64, timeout: Duration) -> Result<(), FakeError> {
+        self.wait_until(timeout, "worker pong", |s| s.worker_pongs >= n)
+            .await
     }
 
     /// Twirp calls received, in order.
@@ -365,6 +377,11 @@ impl CallHandle {
     /// The room is deleted: `leave` (ROOM_DELETED) to the agent, then the socket closes.
     pub fn close_room(&self) {
         self.command(rtc::Command::CloseRoom);
+    }
+
+    /// The signal connection breaks: the socket closes without a `leave`.
+    pub fn drop_signal(&self) {
+        self.command(rtc::Command::DropSignal);
     }
 
     fn command(&self, command: rtc::Command) {

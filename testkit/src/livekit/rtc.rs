@@ -46,6 +46,8 @@ pub(crate) enum Command {
     Attributes(HashMap<String, String>),
     SipLeave,
     CloseRoom,
+    /// Close the signal websocket without a leave (a server crash or network loss).
+    DropSignal,
 }
 
 pub(crate) struct RoomState {
@@ -686,6 +688,7 @@ impl Session {
                 };
                 let _ = out.send(signal_response::Message::Update(update)).await;
             }
+            Command::DropSignal => return false,
             Command::CloseRoom => {
                 let leave = proto::LeaveRequest {
                     reason: proto::DisconnectReason::RoomDeleted as i32,

@@ -125,10 +125,14 @@ pub enum RoomEvent {
     Dtmf { digit: char, arrived: Instant },
     /// A frame queued with a mark was written to our track.
     FrameSent { mark: u64, at: Instant },
-    /// The SIP participant was first seen, or its attributes or tracks changed (e.g.
-    /// `sip.callStatus` going `ringing` → `active`).
+    /// The SIP participant was first seen (already in the JoinResponse for an inbound call,
+    /// so this is normally the first event), or its attributes or tracks changed (e.g.
+    /// `sip.callStatus` going `ringing` → `active`; an outbound callee is only answered at
+    /// `active`).
     SipParticipant(SipParticipant),
-    /// Our publisher and subscriber connections are both up: media flows both ways.
+    /// Our publisher and subscriber connections are both up: media flows both ways. Frames
+    /// queued before this are written to a track nobody receives yet, so start the greeting
+    /// here. Audio may arrive a little earlier (the subscriber side connects first).
     MediaConnected,
     /// The session is over; nothing follows.
     Ended(EndReason),

@@ -284,6 +284,24 @@ async fn flush_discards_queued_frames_and_room_close_ends_the_session() {
     );
     assert_eq!(sender.frames_discarded() + sender.frames_sent(), 5);
 
+    // The call had no clip (the caller sends encoded silence); audio played on demand arrives.
+    call.play_wav(&clip_path("yes_correct_16k.wav"))
+        .expect("clip");
+    let mut decoder = audio::OpusCodec::new(16_000, audio::OpusConfig::default()).expect("opus");
+    let mut pcm = vec![0i16; 1920];
+    let mut loudest = 0.0f64;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while loudest < 1000.0 {
+        let event = tokio::time::timeout_at(deadline, session.recv())
+            .await
+            .expect("speech in time")
+            .expect("open");
+        if let RoomEvent::Audio(a) = event {
+            let n = decoder.decode(&a.payload, &mut pcm).expect("decode");
+            loudest = envelope(&pcm[..n]).into_iter().fold(loudest, f64::max);
+        }
+    }
+
     call.close_room();
     let ended = next_event(&mut session, "end", |e| matches!(e, RoomEvent::Ended(_))).await;
     assert_eq!(ended, RoomEvent::Ended(EndReason::RoomClosed));

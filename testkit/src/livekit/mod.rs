@@ -354,9 +354,24 @@ impl CallHandle {
         self.with_room(|r| r.agent_left).unwrap_or(false)
     }
 
-    /// Plays more audio (16 kHz mono) after what is queued.
+    /// Plays more audio (16 kHz mono) after what is queued. Ignored before media is up
+    /// (wait for [`CallHandle::media_connected`]).
     pub fn play(&self, samples_16k: Vec<i16>) {
         self.command(rtc::Command::Play(samples_16k));
+    }
+
+    /// Plays a WAV file (any rate, mono) like [`CallHandle::play`]: e.g. the caller speaks
+    /// after the agent's greeting rather than over it ([`SipCall::wav`] plays at connect).
+    pub fn play_wav(&self, path: &std::path::Path) -> Result<(), FakeError> {
+        let samples = media::load_wav_16k(path).map_err(FakeError::Audio)?;
+        self.play(samples);
+        Ok(())
+    }
+
+    /// Writes [`CallHandle::recorded_audio`] as a 16 kHz mono WAV.
+    pub fn write_recording(&self, path: &std::path::Path) -> Result<(), FakeError> {
+        audio::wav::write_wav(path, 16_000, &self.recorded_audio())
+            .map_err(|e| FakeError::Audio(e.to_string()))
     }
 
     /// The caller presses a key: a reliable `SipDTMF` data packet, as LiveKit SIP sends.

@@ -6,4 +6,5 @@
 //! 127.0.0.1 only and never reach the network.
 
 pub mod files;
+pub mod livekit;
 pub mod openai;

@@ -11,7 +11,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 
 /// What the actor asks of the dialog.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DialogCommand {
     /// Speak the flow's opener.
     Start,

@@ -137,6 +137,31 @@ pub struct TurnSettings {
     pub barge_in: bool,
 }
 
+impl TurnSettings {
+    /// Settings as a node would give them (for callers that simulate the engine).
+    pub fn new(endpointing: Endpointing, barge_in: bool) -> TurnSettings {
+        TurnSettings {
+            endpointing,
+            barge_in,
+        }
+    }
+}
+
+impl TurnSummary {
+    /// A summary without tools or errors (for callers that simulate the engine).
+    pub fn new(node_before: &str, node: &str, mode: ReplyMode, usage: Usage) -> TurnSummary {
+        TurnSummary {
+            node: node.to_owned(),
+            node_before: node_before.to_owned(),
+            mode,
+            usage,
+            tools: Vec::new(),
+            llm_error: None,
+            ended: None,
+        }
+    }
+}
+
 /// A stream of reply events borrowing the engine; drop it to interrupt the turn.
 pub type ReplyStream<'a> = Pin<Box<dyn Stream<Item = ReplyEvent> + Send + 'a>>;
 

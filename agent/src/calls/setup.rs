@@ -129,8 +129,17 @@ impl CallPlan {
             at: now_ms(),
             reason,
         });
-        drop(self.recorder);
-        let _ = self.recorder_task.await;
+        // The engine's services hold the recorder too (the flow's events go through it): the
+        // writer ends once every handle is gone.
+        let CallPlan {
+            recorder,
+            recorder_task,
+            engine,
+            ..
+        } = self;
+        drop(engine);
+        drop(recorder);
+        let _ = recorder_task.await;
     }
 
     /// Runs the conversation on `leg` until the call ends; returns how it ended.

@@ -92,7 +92,12 @@ impl StoreCallServices {
     ) -> StoreCallServices {
         let (tx, rx) = mpsc::channel(event_queue.max(1));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(write_events(store.clone(), call_id.to_owned(), rx));
+            runtime.spawn(write_events(
+                store.clone(),
+                tenant_id.to_owned(),
+                call_id.to_owned(),
+                rx,
+            ));
         }
         StoreCallServices {
             directory: CustomerDirectory::new(store.clone(), phones),
@@ -149,7 +154,16 @@ impl CallServices for StoreCallServices {
                 .await
                 .map_err(|DirectoryError::Store(e)| service_error(e))?;
             Ok(match found {
-                CallerMatch::Found(known) => Some(to_dialogs_customer(&known.customer)),
+                CallerMatch::Found(known) => {
+                    // Remembered for the call's write-back to the CRM (`call_customers`). The
+                    // lookup only ever asks for the call's own caller, so a match is the call's
+                    // customer. Queued, not awaited: this runs before the call is answered.
+                    self.queue(Queued::Identified {
+                        customer_id: known.customer.id.clone(),
+                        at: self.now(),
+                    });
+                    Some(to_dialogs_customer(&known.customer))
+                }
                 // Ambiguous numbers identify nobody: the caller continues as unknown.
                 _ => None,
             })
@@ -258,11 +272,18 @@ impl CallServices for StoreCallServices {
     /// and counts it ([`EVENTS_DROPPED_METRIC`], [`StoreCallServices::dropped_events`]).
     fn record_event(&self, event: CallEvent) {
         let (kind, detail) = event_parts(&event);
-        let queued = Queued::Event {
+        self.queue(Queued::Event {
             at: self.now(),
             kind,
             detail,
-        };
+        });
+    }
+}
+
+impl StoreCallServices {
+    /// Hands a write to the call's writer task without waiting; a full queue drops it and
+    /// counts it.
+    fn queue(&self, queued: Queued) {
         if let Err(e) = self.events.try_send(queued) {
             let reason = match e {
                 mpsc::error::TrySendError::Full(_) => "queue_full",
@@ -281,17 +302,36 @@ enum Queued {
         kind: String,
         detail: Value,
     },
+    /// The caller-ID lookup identified this customer.
+    Identified {
+        customer_id: String,
+        at: i64,
+    },
     Flush(oneshot::Sender<()>),
 }
 
 /// The call's event writer: stores events in order until every sender is gone.
-async fn write_events(store: Store, call_id: String, mut rx: mpsc::Receiver<Queued>) {
+async fn write_events(
+    store: Store,
+    tenant_id: String,
+    call_id: String,
+    mut rx: mpsc::Receiver<Queued>,
+) {
     while let Some(item) = rx.recv().await {
         match item {
             Queued::Event { at, kind, detail } => {
                 if let Err(e) = store.add_call_event(&call_id, at, &kind, detail).await {
                     metrics::counter!(EVENTS_FAILED_METRIC).increment(1);
                     tracing::warn!(%call_id, kind, error = %e, "call event not stored");
+                }
+            }
+            Queued::Identified { customer_id, at } => {
+                if let Err(e) = store
+                    .set_call_customer(&call_id, &tenant_id, &customer_id, at)
+                    .await
+                {
+                    metrics::counter!(EVENTS_FAILED_METRIC).increment(1);
+                    tracing::warn!(%call_id, error = %e, "identified customer not stored");
                 }
             }
             Queued::Flush(done) => {

@@ -98,6 +98,12 @@ impl fmt::Debug for Sealed {
 pub struct Plaintext(Zeroizing<String>);
 
 impl Plaintext {
+    /// Wraps a secret that did not come out of the vault (e.g. a token fresh from the network)
+    /// so it is wiped on drop and redacted in `Debug` like the rest.
+    pub fn new(secret: String) -> Plaintext {
+        Plaintext(Zeroizing::new(secret))
+    }
+
     /// The secret, for the one place that must send it.
     pub fn expose(&self) -> &str {
         &self.0

@@ -25,6 +25,8 @@ pub mod accounts;
 pub mod books;
 pub mod crm;
 
+pub use books::{BooksContactSeed, InvoiceSeed};
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -380,7 +382,30 @@ async fn faults(AxState(shared): AxState<Arc<Shared>>, req: Request, next: Next)
     };
     let (latency, fault) = {
         let mut s = shared.lock();
-        (s.latency, s.take_fault(route))
+        let fault = s.take_fault(route);
+        if let Some(f) = &fault {
+            // Recorded here: a fault never reaches the handler that records the rest.
+            let status = match f {
+                Fault::Status(status, _) => *status,
+                Fault::TooManyRequests { .. } => 429,
+                Fault::ServerError => 500,
+                Fault::Drop => 0,
+            };
+            let (dc, rest) = split_dc(&path);
+            let query = query_map(req.uri().query().unwrap_or(""));
+            let method = req.method().as_str().to_owned();
+            record(
+                &mut s,
+                &method,
+                &dc,
+                &rest,
+                &query,
+                req.headers(),
+                Value::Null,
+                status,
+            );
+        }
+        (s.latency, fault)
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -414,6 +439,27 @@ async fn faults(AxState(shared): AxState<Arc<Shared>>, req: Request, next: Next)
                 .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
         }
     }
+}
+
+/// `/api/us/crm/v8/Contacts` → (`us`, `/crm/v8/Contacts`); same for `/accounts/{dc}/…`.
+fn split_dc(path: &str) -> (String, String) {
+    let mut parts = path.trim_start_matches('/').splitn(3, '/');
+    let (_, dc, rest) = (parts.next(), parts.next(), parts.next());
+    (
+        dc.unwrap_or_default().to_owned(),
+        format!("/{}", rest.unwrap_or_default()),
+    )
+}
+
+fn query_map(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
 }
 
 pub(crate) fn json_response(status: u16, body: Value) -> Response {

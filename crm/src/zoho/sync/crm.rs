@@ -11,6 +11,9 @@ use crate::zoho::ZohoError;
 use crate::zoho::records::{Cursor, Module};
 use crate::zoho::time;
 
+/// Allowance for our clock against Zoho's.
+const SKEW_MS: i64 = 10 * 60 * 1000;
+
 fn stream(module: Module) -> &'static str {
     match module {
         Module::Contacts => "crm:Contacts",
@@ -118,7 +121,9 @@ pub(super) async fn sync_deleted(run: &mut Run<'_>, module: Module) -> Result<()
     let now = run.zoho.now();
     let watermark = store.zoho_watermark(tenant, name).await?;
     let Some(watermark) = watermark.filter(|_| !run.full) else {
-        let start = now - run.started.elapsed().as_millis() as i64;
+        // From this run's start, less ten minutes for clock skew between us and Zoho (its
+        // deleted_time is its clock): reading a deletion twice is harmless, missing one is not.
+        let start = now - run.started.elapsed().as_millis() as i64 - SKEW_MS;
         store
             .set_zoho_watermark(tenant, name, &time::format_ms(start), now)
             .await?;

@@ -166,7 +166,8 @@ impl Zoho {
                 }
                 Ok(response) if response.status == 429 || response.status >= 500 => {
                     if attempt >= retry.attempts {
-                        return Err(response.into_error());
+                        // The caller turns it into an error, and may use its Retry-After.
+                        return Ok(response);
                     }
                     tracing::debug!(
                         tenant_id,

@@ -111,7 +111,8 @@ pub async fn enqueue_call_log(
 
 /// [`enqueue_call_log`] on its own task, logging the outcome: for the call pipeline, which
 /// must not wait for it.
-pub fn spawn_call_log(store: Store, tenant_id: String, call_id: String) {
+pub fn spawn_call_log(store: &Store, tenant_id: &str, call_id: &str) {
+    let (store, tenant_id, call_id) = (store.clone(), tenant_id.to_owned(), call_id.to_owned());
     tokio::spawn(async move {
         match enqueue_call_log(&store, &tenant_id, &call_id).await {
             Ok(EnqueueOutcome::Queued) => tracing::debug!(%call_id, "zoho call log queued"),

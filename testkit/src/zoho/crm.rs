@@ -189,6 +189,24 @@ fn page_answer(
     per_page: usize,
     sort: Option<(&str, &str)>,
 ) -> Response {
+    let total = rows.len();
+    let end = (start + per_page).min(total);
+    let page = rows
+        .get(start..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    page_of(s, page, start, total, per_page, sort)
+}
+
+/// The answer for `page` (the records from `start`) out of `total`.
+fn page_of(
+    s: &mut FakeState,
+    page: Vec<Value>,
+    start: usize,
+    total: usize,
+    per_page: usize,
+    sort: Option<(&str, &str)>,
+) -> Response {
     if start >= TOKEN_REACH {
         return crm_error(
             400,
@@ -197,21 +215,20 @@ fn page_answer(
             json!({"limit": TOKEN_REACH}),
         );
     }
-    let end = (start + per_page).min(rows.len());
-    if start >= end {
+    if page.is_empty() {
         return axum::http::StatusCode::NO_CONTENT.into_response();
     }
-    let more = end < rows.len() && end < TOKEN_REACH;
+    let end = start + page.len();
+    let more = end < total && end < TOKEN_REACH;
     let next = more.then(|| {
         let token = format!("tk{}", s.next_id(0));
         s.page_tokens.insert(token.clone(), end);
         token
     });
-    let page_rows = rows[start..end].to_vec();
     let mut info = json!({
         "per_page": per_page,
         "next_page_token": next,
-        "count": page_rows.len(),
+        "count": page.len(),
         "page": start / per_page + 1,
         "previous_page_token": null,
         "page_token_expiry": next.as_ref().map(|_| super::crm_time(s.clock + 86_400)),
@@ -221,7 +238,7 @@ fn page_answer(
         info["sort_by"] = json!(by);
         info["sort_order"] = json!(order);
     }
-    json_response(200, json!({"data": page_rows, "info": info}))
+    json_response(200, json!({"data": page, "info": info}))
 }
 
 async fn list(
@@ -294,6 +311,42 @@ fn list_answer(
             json!({}),
         ));
     };
+    if sort_by == "Modified_Time" {
+        // Through the index: only the page's records are projected.
+        let empty = BTreeMap::new();
+        let index = s.by_mtime.get(module).unwrap_or(&empty);
+        let from = (since.map_or(i64::MIN, |t| t.saturating_add(1)), 0);
+        let total = index.range(from..).count();
+        let ids: Vec<&String> = if order == "desc" {
+            index
+                .range(from..)
+                .rev()
+                .skip(start)
+                .take(per_page)
+                .map(|(_, id)| id)
+                .collect()
+        } else {
+            index
+                .range(from..)
+                .skip(start)
+                .take(per_page)
+                .map(|(_, id)| id)
+                .collect()
+        };
+        let page: Vec<Value> = ids
+            .into_iter()
+            .filter_map(|id| records.get(id))
+            .map(|r| project(r, &fields))
+            .collect();
+        return Ok(page_of(
+            s,
+            page,
+            start,
+            total,
+            per_page,
+            Some((&sort_by, &order)),
+        ));
+    }
     let mut rows: Vec<&Map<String, Value>> = records
         .values()
         .filter(|r| since.is_none_or(|t| time_of(r, "Modified_Time") > t))
@@ -699,9 +752,14 @@ impl FakeZoho {
         }
         r.insert("Created_Time".into(), json!(now));
         r.insert("Modified_Time".into(), json!(now));
+        let key = (s.clock, id_num(&r));
         if let Some(map) = module_map_mut(&mut s, module) {
             map.insert(id.clone(), r);
         }
+        s.by_mtime
+            .entry(module.to_owned())
+            .or_default()
+            .insert(key, id.clone());
         id
     }
 
@@ -709,9 +767,17 @@ impl FakeZoho {
     pub fn update_record(&self, module: &str, id: &str, field: &str, value: Value) {
         let mut s = self.shared.lock();
         let now = s.tick();
+        let clock = s.clock;
+        let mut moved = None;
         if let Some(r) = module_map_mut(&mut s, module).and_then(|m| m.get_mut(id)) {
+            moved = Some((time_of(r, "Modified_Time"), id_num(r)));
             r.insert(field.to_owned(), value);
             r.insert("Modified_Time".into(), json!(now));
+        }
+        if let Some((old, n)) = moved {
+            let index = s.by_mtime.entry(module.to_owned()).or_default();
+            index.remove(&(old, n));
+            index.insert((clock, n), id.to_owned());
         }
     }
 
@@ -721,6 +787,10 @@ impl FakeZoho {
         let now = s.tick();
         let removed = module_map_mut(&mut s, module).and_then(|m| m.remove(id));
         if let Some(r) = removed {
+            let key = (time_of(&r, "Modified_Time"), id_num(&r));
+            if let Some(index) = s.by_mtime.get_mut(module) {
+                index.remove(&key);
+            }
             let entry = json!({"deleted_by": {"name": "Patricia Boyle", "id": "4876876000000327001"},
                 "id": id, "display_name": r.get("Full_Name").cloned().unwrap_or(Value::Null),
                 "type": "recycle", "created_by": {"name": "Patricia Boyle", "id": "4876876000000327001"},

@@ -129,6 +129,9 @@ pub(crate) struct State {
     pub clock: i64,
     pub contacts: BTreeMap<String, Map<String, Value>>,
     pub leads: BTreeMap<String, Map<String, Value>>,
+    /// Per module: `(Modified_Time seconds, id) → id`, so listings by `Modified_Time` stay fast
+    /// with 100,000 records (benchmarks).
+    pub by_mtime: HashMap<String, BTreeMap<(i64, u64), String>>,
     pub deleted: Vec<(String, Value)>,
     pub calls: Vec<Value>,
     pub page_tokens: HashMap<String, usize>,

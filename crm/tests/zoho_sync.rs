@@ -329,7 +329,8 @@ async fn books_contacts_link_to_crm_customers_with_balances_and_invoices(store: 
         "one customer per person"
     );
 
-    // Bob turns up in CRM: the CRM record takes over his customer (same id, same invoices).
+    // Bob turns up in CRM: his Books-only customer is folded into the CRM one (invoices and
+    // balance move along), so his number still means one customer.
     h.fake.advance_clock(60);
     let bob_crm = h
         .fake
@@ -351,12 +352,16 @@ async fn books_contacts_link_to_crm_customers_with_balances_and_invoices(store: 
         "only what changed"
     );
     let b2 = lookup(store, &h.tenant, "+442079460958").await.unwrap();
-    assert_eq!(b2.id, b.id);
     assert_eq!(b2.external_id, format!("zoho:crm:Contacts:{bob_crm}"));
+    assert_eq!(b2.zoho_books_id.as_deref(), Some(bob.as_str()));
     assert_eq!(b2.balance_minor, 136_966, "Books balance kept");
+    assert!(
+        store.customer(&h.tenant, &b.id).await.unwrap().is_none(),
+        "folded in"
+    );
     assert_eq!(
         store
-            .invoices_for_customer(&h.tenant, &b.id, 10)
+            .invoices_for_customer(&h.tenant, &b2.id, 10)
             .await
             .unwrap()[0]
             .status,

@@ -62,7 +62,8 @@ pub(crate) struct TokenCache {
 }
 
 struct Cached {
-    token: String,
+    /// Wiped when replaced or dropped.
+    token: Plaintext,
     api_domain: String,
     expires_at: i64,
 }
@@ -89,7 +90,7 @@ impl Zoho {
         let now = self.now();
         if let Some(c) = cached.as_ref().filter(|c| c.expires_at - margin > now) {
             return Ok(AccessToken {
-                token: self.plain(&c.token),
+                token: self.plain(c.token.expose()),
                 api_domain: c.api_domain.clone(),
                 expires_at: c.expires_at,
             });
@@ -116,7 +117,7 @@ impl Zoho {
         {
             let plain = keyring.open(&sealed(&stored), Owner::new(tenant_id, ACCESS_TOKEN))?;
             *cached = Some(Cached {
-                token: plain.expose().to_owned(),
+                token: self.plain(plain.expose()),
                 api_domain: api_domain.clone(),
                 expires_at,
             });
@@ -193,6 +194,7 @@ impl Zoho {
                 detail: "no access_token".into(),
             });
         };
+        let access = Plaintext::new(access);
         // A refresh answer may name the API domain again; the stored one stays authoritative
         // unless Zoho moved the account.
         let api_domain = token
@@ -201,7 +203,7 @@ impl Zoho {
             .unwrap_or(api_domain);
         let expires_at = minted_at + token.expires_in.unwrap_or(3600) * 1000;
         grants.push(minted_at);
-        let sealed_access = keyring.seal(&access, Owner::new(tenant_id, ACCESS_TOKEN));
+        let sealed_access = keyring.seal(access.expose(), Owner::new(tenant_id, ACCESS_TOKEN));
         let saved = store
             .save_zoho_access_token(
                 tenant_id,
@@ -220,12 +222,12 @@ impl Zoho {
         }
         tracing::debug!(tenant_id, expires_at, "zoho access token refreshed");
         *cached = Some(Cached {
-            token: access.clone(),
+            token: self.plain(access.expose()),
             api_domain: api_domain.clone(),
             expires_at,
         });
         Ok(AccessToken {
-            token: self.plain(&access),
+            token: self.plain(access.expose()),
             api_domain,
             expires_at,
         })
@@ -240,7 +242,10 @@ impl Zoho {
     ) -> Result<(), ZohoError> {
         let slot = self.inner.tokens.slot(tenant_id);
         let mut cached = slot.lock().await;
-        if cached.as_ref().is_some_and(|c| !rejected.same_as(&c.token)) {
+        if cached
+            .as_ref()
+            .is_some_and(|c| !rejected.same_as(c.token.expose()))
+        {
             return Ok(());
         }
         *cached = None;

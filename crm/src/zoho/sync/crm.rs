@@ -205,67 +205,26 @@ async fn apply_records(
         counts.skipped_no_phone += without_phone.len() as u64;
     }
 
-    // A new CRM record whose number belongs to exactly one Books-only customer is that
-    // customer: re-key it instead of creating a second customer on the same number (which
-    // would make the caller ambiguous).
-    let ext: Vec<&str> = upserts.iter().map(|c| c.external_id.as_str()).collect();
-    let existing = store.customer_refs_by_external_ids(tenant, &ext).await?;
-    let new_phones: Vec<&str> = upserts
-        .iter()
-        .filter(|c| !existing.contains_key(&c.external_id))
-        .flat_map(|c| c.phones.iter().map(|p| p.e164.as_str()))
-        .collect();
-    if !new_phones.is_empty() {
-        let owners = store.customers_by_phones(tenant, &new_phones).await?;
-        let mut books_only: HashMap<&str, HashSet<&str>> = HashMap::new();
-        for o in &owners {
-            if o.customer.external_id.starts_with("zoho:books:") {
-                books_only
-                    .entry(o.e164.as_str())
-                    .or_default()
-                    .insert(o.customer.id.as_str());
-            }
-        }
-        let mut adopted: HashSet<&str> = HashSet::new();
-        for c in upserts
-            .iter()
-            .filter(|c| !existing.contains_key(&c.external_id))
-        {
-            let candidates: HashSet<&str> = c
-                .phones
-                .iter()
-                .filter_map(|p| books_only.get(p.e164.as_str()))
-                .flatten()
-                .copied()
-                .collect();
-            if candidates.len() == 1
-                && let Some(id) = candidates.into_iter().next()
-                && adopted.insert(id)
-            {
-                store
-                    .rekey_customer(
-                        tenant,
-                        id,
-                        &c.external_id,
-                        Some(&c.zoho_contact_id),
-                        run.zoho.now(),
-                    )
-                    .await?;
-            }
-        }
-    }
-
     if !upserts.is_empty() {
         let currency = run.zoho.config().default_currency.clone();
         let done = store
             .upsert_crm_customers(tenant, &upserts, &currency, run.zoho.now())
             .await?;
-        let counts = run.counts(name);
-        for u in &done {
-            match u.outcome {
-                UpsertOutcome::Inserted => counts.inserted += 1,
-                UpsertOutcome::Updated => counts.updated += 1,
+        let mut created = Vec::new();
+        {
+            let counts = run.counts(name);
+            for (u, c) in done.iter().zip(&upserts) {
+                match u.outcome {
+                    UpsertOutcome::Inserted => {
+                        counts.inserted += 1;
+                        created.push((u.id.as_str(), c));
+                    }
+                    UpsertOutcome::Updated => counts.updated += 1,
+                }
             }
+        }
+        if run.books_only_customers && !created.is_empty() {
+            adopt_books_only(run, &created).await?;
         }
         seen.extend(upserts.into_iter().map(|c| c.external_id));
     }
@@ -277,6 +236,72 @@ async fn apply_records(
         let gone: Vec<CustomerRef> = found.into_values().collect();
         let removed = remove_crm_customers(run, &gone).await?;
         run.counts(name).deleted += removed;
+    }
+    Ok(())
+}
+
+/// A new CRM customer whose number belongs to exactly one Books-only customer is that person:
+/// the Books-only customer is folded into it (invoices and the Books link move), instead of
+/// leaving two customers on one number (which would make the caller ambiguous). Only new
+/// records are checked, and only when the tenant has Books-only customers at all, so large
+/// syncs do no per-page phone queries.
+async fn adopt_books_only(
+    run: &Run<'_>,
+    created: &[(&str, &store::CrmCustomerUpsert)],
+) -> Result<(), ZohoError> {
+    let store = run.zoho.store();
+    let tenant = run.tenant_id;
+    let phones: Vec<&str> = created
+        .iter()
+        .flat_map(|(_, c)| c.phones.iter().map(|p| p.e164.as_str()))
+        .collect();
+    let owners = store.customers_by_phones(tenant, &phones).await?;
+    let mut books_only: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for o in &owners {
+        if o.customer.external_id.starts_with("zoho:books:") {
+            books_only
+                .entry(o.e164.as_str())
+                .or_default()
+                .insert(o.customer.id.as_str());
+        }
+    }
+    let mut adopted: HashSet<&str> = HashSet::new();
+    for (new_id, c) in created {
+        let candidates: HashSet<&str> = c
+            .phones
+            .iter()
+            .filter_map(|p| books_only.get(p.e164.as_str()))
+            .flatten()
+            .copied()
+            .collect();
+        if candidates.len() != 1 {
+            continue;
+        }
+        let Some(old) = candidates
+            .into_iter()
+            .next()
+            .filter(|id| adopted.insert(id))
+        else {
+            continue;
+        };
+        let Some(old_row) = store.customer(tenant, old).await? else {
+            continue;
+        };
+        store.merge_customer_into(tenant, old, new_id).await?;
+        if let Some(books_id) = old_row.zoho_books_id {
+            store
+                .link_books_contacts(
+                    tenant,
+                    &[store::BooksLink {
+                        customer_id: (*new_id).to_owned(),
+                        zoho_books_id: books_id,
+                        balance_minor: old_row.balance_minor,
+                        currency: old_row.currency,
+                    }],
+                    run.zoho.now(),
+                )
+                .await?;
+        }
     }
     Ok(())
 }

@@ -25,6 +25,9 @@ use store::SyncRunProgress;
 
 use super::{Zoho, ZohoError};
 
+/// Inserted rows between two refreshes of the planner's statistics during a run.
+const ANALYZE_EVERY_INSERTS: u64 = 20_000;
+
 /// How long a sync lease lasts; renewed after every page.
 const LEASE_MS: i64 = 10 * 60 * 1000;
 
@@ -107,6 +110,10 @@ pub(crate) struct Run<'a> {
     pub started: Instant,
     pub streams: BTreeMap<&'static str, StreamCounts>,
     pub progress: &'a (dyn Fn(&SyncProgress) + Send + Sync),
+    /// Whether the tenant has Books-only customers a new CRM record may turn out to be.
+    pub books_only_customers: bool,
+    /// Rows inserted when statistics were last refreshed.
+    pub analyzed_at_inserts: u64,
 }
 
 impl Run<'_> {
@@ -118,6 +125,14 @@ impl Run<'_> {
     pub(crate) async fn page_done(&mut self, stream: &'static str) -> Result<(), ZohoError> {
         self.counts(stream).pages += 1;
         let store = self.zoho.store();
+        // A bulk load into fresh tables leaves the planner with no statistics; PostgreSQL
+        // (without autovacuum, or before it runs) then scans the tenant for every IN-list
+        // probe and the load turns quadratic. Refresh them as the tables grow.
+        let inserted: u64 = self.streams.values().map(|c| c.inserted).sum();
+        if inserted >= self.analyzed_at_inserts + ANALYZE_EVERY_INSERTS {
+            self.analyzed_at_inserts = inserted;
+            store.analyze().await?;
+        }
         let now = self.zoho.now();
         if !store
             .acquire_zoho_sync_lease(self.tenant_id, &self.node, now, now + LEASE_MS)
@@ -211,8 +226,19 @@ impl Zoho {
             started: Instant::now(),
             streams: BTreeMap::new(),
             progress,
+            books_only_customers: false,
+            analyzed_at_inserts: 0,
         };
-        let outcome = self.run_streams(&mut state).await;
+        let outcome = match store
+            .customer_refs_by_source(tenant_id, "zoho:books:")
+            .await
+        {
+            Ok(books_only) => {
+                state.books_only_customers = !books_only.is_empty();
+                self.run_streams(&mut state).await
+            }
+            Err(e) => Err(e.into()),
+        };
         let counts = progress_of(&state.streams);
         let error = outcome.as_ref().err().map(ToString::to_string);
         let finished = store

@@ -24,6 +24,7 @@
 pub mod accounts;
 pub mod books;
 pub mod crm;
+mod crm_seed;
 
 pub use books::{BooksContactSeed, InvoiceSeed};
 

@@ -1,5 +1,6 @@
 //! The admin HTTP API for supervisors (axum): liveness, readiness, Prometheus metrics,
-//! bearer-key authentication, and the `/v1` resources (calls with their turns and events).
+//! bearer-key authentication, and the `/v1` resources (calls with their turns and events,
+//! messages, callbacks, customers, trunks, the Zoho integration).
 //!
 //! It holds no business rules that belong in `store` or `dialogs`: handlers check input, ask
 //! the store, and shape JSON. Errors are JSON (`{"error": {"code", "message"}}`) with a 4xx for
@@ -10,6 +11,7 @@ mod calls;
 mod customers;
 mod error;
 mod health;
+mod integrations;
 mod messages;
 pub mod metrics;
 mod trunks;
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
 pub use error::ApiError;
+pub use integrations::{ConnectDone, ConnectError, ConnectFuture, ConnectStart, ZohoConnector};
 pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
 
 /// Shared state of the HTTP handlers.
@@ -34,6 +37,9 @@ pub struct AppState {
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// The SIP trunks' live state (GET /v1/trunks); `None` without a SIP side.
     pub trunks: Option<Arc<dyn TrunkDirectory>>,
+    /// Connecting tenants to Zoho (`/v1/integrations/zoho/connect/*`); `None` when the
+    /// integration is not configured.
+    pub zoho: Option<Arc<dyn ZohoConnector>>,
 }
 
 impl AppState {
@@ -47,12 +53,19 @@ impl AppState {
             metrics,
             clock: Arc::new(unix_ms_now),
             trunks: None,
+            zoho: None,
         }
     }
 
     /// Serves the trunks' state from `directory`.
     pub fn with_trunks(mut self, directory: Arc<dyn TrunkDirectory>) -> Self {
         self.trunks = Some(directory);
+        self
+    }
+
+    /// Serves the Zoho connect endpoints through `connector`.
+    pub fn with_zoho(mut self, connector: Arc<dyn ZohoConnector>) -> Self {
+        self.zoho = Some(connector);
         self
     }
 
@@ -82,6 +95,15 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks/{id}/done", post(messages::mark_callback_done))
         .route("/customers", get(customers::by_phone))
         .route("/trunks", get(trunks::list))
+        .route("/integrations/zoho", get(integrations::status))
+        .route(
+            "/integrations/zoho/connect/start",
+            post(integrations::start),
+        )
+        .route(
+            "/integrations/zoho/connect/exchange",
+            post(integrations::exchange),
+        )
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

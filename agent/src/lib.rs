@@ -8,6 +8,7 @@ pub mod calls;
 pub mod cli;
 pub mod clock;
 pub mod config;
+mod integrations;
 mod logging;
 mod serve;
 mod shutdown;

@@ -23,6 +23,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tracing::warn!(orphaned, "ended calls left unfinished by a previous run");
     }
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // Zoho (issue 10): the encryption key must open the stored secrets (else exit 2), then the
+    // periodic sync and the call write-back worker run until shutdown.
+    let integrations = crate::integrations::start(&cfg, &store, stop_rx.clone()).await?;
+
     let cfg = Arc::new(cfg);
     let runtime = wiring::call_runtime(cfg.clone(), store.clone())?;
     let _flow_watch = runtime.flows.watch(Duration::from_secs(2));
@@ -42,10 +47,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "agent ready"
     );
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let app = admin::router(
-        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
-    );
+    let mut state =
+        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip));
+    if let Some(zoho) = integrations.connector.clone() {
+        state = state.with_zoho(zoho);
+    }
+    let app = admin::router(state);
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
@@ -85,6 +92,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     stats.abort();
     trunk_metrics.abort();
+    integrations.abort();
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -8,16 +8,20 @@
 //! - [`directory`]: [`CustomerDirectory::lookup_caller`], caller ID → customer + invoices.
 //! - [`import`]: [`import_csv`] / [`import_invoices_csv`] (format in the module docs).
 //! - [`services`]: [`StoreCallServices`], one per call.
+//! - [`zoho`]: Zoho CRM and Books: OAuth per tenant with encrypted tokens, the sync into the
+//!   cache, and the call write-back outbox.
+//! - [`secrets`]: the encryption key checked against the database, and key rotation.
 //!
 //! What it does **not** do: it never talks to callers, and never issues SQL itself (storage
-//! goes through `store`). The Zoho OAuth + sync engine will live here too; it does not exist
-//! yet, so the cache is filled by CSV import.
+//! goes through `store`). The cache is filled by CSV import and by the Zoho sync.
 
 pub mod directory;
 pub mod import;
 pub mod money;
 pub mod phone;
+pub mod secrets;
 pub mod services;
+pub mod zoho;
 
 pub use directory::{CallerMatch, CustomerDirectory, DirectoryError, KnownCaller, LOOKUP_INVOICES};
 pub use import::{

@@ -32,6 +32,10 @@ pub const INVOICES_PER_REQUEST: u32 = 20;
 /// never block (the flow engine calls it from its reply stream).
 pub trait CallEventSink: Send + Sync {
     fn record(&self, kind: EventKind, detail: Value);
+
+    /// The caller-ID lookup identified the call's customer (the lookup only ever asks for the
+    /// call's own caller): remembered for the call's CRM write-back (`call_customers`).
+    fn customer_identified(&self, customer_id: &str);
 }
 
 /// The per-call [`CallServices`] over the store. Build one per call with the call's tenant and
@@ -109,7 +113,13 @@ impl CallServices for StoreCallServices {
                 .await
                 .map_err(|DirectoryError::Store(e)| service_error(e))?;
             Ok(match found {
-                CallerMatch::Found(known) => Some(to_dialogs_customer(&known.customer)),
+                CallerMatch::Found(known) => {
+                    // Remembered for the call's write-back to the CRM (`call_customers`). The
+                    // lookup only ever asks for the call's own caller, so a match is the call's
+                    // customer. Queued, not awaited: this runs before the call is answered.
+                    self.events.customer_identified(&known.customer.id);
+                    Some(to_dialogs_customer(&known.customer))
+                }
                 // Ambiguous numbers identify nobody: the caller continues as unknown.
                 _ => None,
             })

@@ -39,11 +39,15 @@ struct Setup {
 
 /// Collects events as the agent's recorder would receive them.
 #[derive(Default)]
-struct Events(Mutex<Vec<(EventKind, Value)>>);
+struct Events(Mutex<Vec<(EventKind, Value)>>, Mutex<Vec<String>>);
 
 impl CallEventSink for Events {
     fn record(&self, kind: EventKind, detail: Value) {
         self.0.lock().unwrap().push((kind, detail));
+    }
+
+    fn customer_identified(&self, customer_id: &str) {
+        self.1.lock().unwrap().push(customer_id.to_owned());
     }
 }
 
@@ -146,6 +150,8 @@ async fn lookup_identifies_only_this_tenants_unambiguous_callers(store: &Store) 
         assert_eq!(jane.company.as_deref(), Some("Doe Bakery"));
         assert_eq!(jane.postal_code.as_deref(), Some("94107"));
     }
+    // Every successful lookup names the call's customer to the sink (for the CRM write-back).
+    assert_eq!(s.events.1.lock().unwrap().len(), 4);
     // Globex's customer calls Acme's number: unknown here.
     assert_eq!(svc.lookup_customer("+15559876543").await.unwrap(), None);
     // A shared line identifies nobody rather than one of them.

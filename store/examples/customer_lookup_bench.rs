@@ -14,7 +14,12 @@
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use store::{CustomerPhone, CustomerUpsert, PhoneKind, Store, StoreOptions};
+use store::{CustomerUpsert, Store, StoreOptions};
+
+// The synthetic customers, shared with crm's zoho_sync_bench.
+#[path = "common/synthetic.rs"]
+mod synthetic;
+use synthetic::{customer, phone};
 
 struct Args {
     customers: u64,
@@ -46,37 +51,6 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
-}
-
-/// Customer `i`'s number: distinct for every i below 10^9 (`+1` + 10 digits).
-fn phone(i: u64) -> String {
-    format!("+1{}", 2_000_000_000 + i)
-}
-
-fn customer(i: u64) -> CustomerUpsert {
-    let mut phones = vec![CustomerPhone {
-        e164: phone(i),
-        kind: PhoneKind::Work,
-    }];
-    if i.is_multiple_of(10) {
-        // Every tenth customer has a second (mobile) number, as real data does.
-        phones.push(CustomerPhone {
-            e164: format!("+1{}", 8_000_000_000 + i),
-            kind: PhoneKind::Mobile,
-        });
-    }
-    CustomerUpsert {
-        external_id: format!("C-{i}"),
-        zoho_contact_id: None,
-        zoho_books_id: None,
-        name: format!("Customer {i}"),
-        company: Some(format!("Company {}", i % 5_000)),
-        email: Some(format!("c{i}@example.com")),
-        postal_code: Some(format!("{:05}", i % 100_000)),
-        balance_minor: (i as i64 * 7_919) % 1_000_000,
-        currency: "USD".to_owned(),
-        phones,
-    }
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

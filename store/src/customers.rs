@@ -123,7 +123,7 @@ pub struct Upserted {
 
 /// Rows per multi-row statement. Keeps the bind count (13 per customer) far below SQLite's
 /// 32,766 and PostgreSQL's 65,535 parameter limits.
-const CHUNK_ROWS: usize = 400;
+pub(crate) const CHUNK_ROWS: usize = 400;
 
 impl Store {
     /// Inserts or updates customers by `(tenant, external_id)` in **one transaction**, and
@@ -394,14 +394,14 @@ const LOOKUP_BY_PHONE: &str = "SELECT c.id, c.tenant_id, c.external_id, c.zoho_c
      WHERE p.tenant_id = $1 AND p.e164 = $2 AND c.tenant_id = $1 \
      ORDER BY c.created_at, c.id LIMIT $3";
 
-const CUSTOMER_COLUMNS: &str = "c.id, c.tenant_id, c.external_id, c.zoho_contact_id, \
+pub(crate) const CUSTOMER_COLUMNS: &str = "c.id, c.tenant_id, c.external_id, c.zoho_contact_id, \
      c.zoho_books_id, c.name, c.company, c.email, c.postal_code, c.balance_minor, c.currency, \
      c.created_at, c.updated_at";
 
 const INVOICE_COLUMNS: &str = "id, tenant_id, customer_id, number, zoho_invoice_id, status, \
      total_minor, balance_minor, currency, issue_date, due_date, updated_at";
 
-fn customer_from_row(r: &AnyRow) -> Customer {
+pub(crate) fn customer_from_row(r: &AnyRow) -> Customer {
     Customer {
         id: r.get(0),
         tenant_id: TenantId::new(r.get::<String, _>(1)),
@@ -437,7 +437,7 @@ fn invoice_from_row(r: &AnyRow) -> Invoice {
 }
 
 /// `$first, $first+1, …` for `n` values.
-fn placeholders(first: usize, n: usize) -> String {
+pub(crate) fn placeholders(first: usize, n: usize) -> String {
     let mut s = String::with_capacity(n * 5);
     for i in 0..n {
         if i > 0 {
@@ -450,7 +450,7 @@ fn placeholders(first: usize, n: usize) -> String {
 }
 
 /// `($1, …, $k), ($k+1, …), …` for `rows` rows of `cols` values each.
-fn row_placeholders(cols: usize, rows: usize) -> String {
+pub(crate) fn row_placeholders(cols: usize, rows: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     for r in 0..rows {
         if r > 0 {
@@ -466,7 +466,7 @@ fn row_placeholders(cols: usize, rows: usize) -> String {
 /// Splits `records` into runs of at most [`CHUNK_ROWS`] with distinct keys. One multi-row
 /// `INSERT … ON CONFLICT DO UPDATE` must not touch a row twice (PostgreSQL rejects it), so a
 /// repeated key starts a new run and is applied after the earlier one.
-fn distinct_chunks<T>(records: &[T], key: impl Fn(&T) -> &str) -> Vec<&[T]> {
+pub(crate) fn distinct_chunks<T>(records: &[T], key: impl Fn(&T) -> &str) -> Vec<&[T]> {
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut seen: HashSet<&str> = HashSet::new();
@@ -492,7 +492,7 @@ fn distinct_chunks<T>(records: &[T], key: impl Fn(&T) -> &str) -> Vec<&[T]> {
 /// `(tenant_id, key)`. Both are plain index probes; a single `tenant_id = $1 AND key IN (…)`
 /// over a large IN list lets a planner without statistics (a fresh bulk load, autovacuum off)
 /// scan the whole tenant per statement instead, which made loads quadratic.
-async fn ids_after_upsert(
+pub(crate) async fn ids_after_upsert(
     tx: &mut Transaction<'static, Any>,
     table: &'static str,
     key_column: &'static str,
@@ -593,23 +593,41 @@ async fn upsert_customer_chunk(
         });
     }
 
+    let rows: Vec<(&str, &[CustomerPhone])> = chunk
+        .iter()
+        .zip(&out)
+        .map(|(r, u)| (u.id.as_str(), r.phones.as_slice()))
+        .collect();
+    replace_phones(tx, tenant_id, &rows).await?;
+    Ok(out)
+}
+
+/// Replaces the phones of each `(customer id, phones)` row (ids of this tenant's customers).
+pub(crate) async fn replace_phones(
+    tx: &mut Transaction<'static, Any>,
+    tenant_id: &TenantId,
+    rows: &[(&str, &[CustomerPhone])],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     // By customer id only: the ids were just read from this tenant's rows, and a `tenant_id`
     // condition would let a planner without statistics (a fresh bulk load) pick the primary
     // key's tenant prefix and scan every phone of the tenant per statement.
-    let sql = format!(
-        "DELETE FROM customer_phones WHERE customer_id IN ({})",
-        placeholders(1, out.len())
-    );
-    let mut q = sqlx::query(&sql);
-    for u in &out {
-        q = q.bind(&u.id);
+    for part in rows.chunks(CHUNK_ROWS) {
+        let sql = format!(
+            "DELETE FROM customer_phones WHERE customer_id IN ({})",
+            placeholders(1, part.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, _) in part {
+            q = q.bind(*id);
+        }
+        q.execute(&mut **tx).await?;
     }
-    q.execute(&mut **tx).await?;
-
-    let phones: Vec<(&str, &CustomerPhone)> = chunk
+    let phones: Vec<(&str, &CustomerPhone)> = rows
         .iter()
-        .zip(&out)
-        .flat_map(|(r, u)| r.phones.iter().map(move |p| (u.id.as_str(), p)))
+        .flat_map(|(id, phones)| phones.iter().map(move |p| (*id, p)))
         .collect();
     for part in phones.chunks(CHUNK_ROWS * 2) {
         // DO NOTHING: the same number listed twice for one customer is stored once.
@@ -628,7 +646,7 @@ async fn upsert_customer_chunk(
         }
         q.execute(&mut **tx).await?;
     }
-    Ok(out)
+    Ok(())
 }
 
 async fn upsert_invoice_chunk(

@@ -21,9 +21,11 @@ mod messages;
 mod phone_numbers;
 mod pool;
 mod quality;
+mod secrets;
 mod tenants;
 mod usage;
 mod vocabulary;
+mod zoho;
 
 pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
 pub use calls::{
@@ -43,9 +45,14 @@ pub use messages::{
 pub use phone_numbers::PhoneNumber;
 pub use pool::{Backend, Store, StoreOptions};
 pub use quality::CallQuality;
+pub use secrets::{KeyUsage, NewSecret, StoredSecret};
 pub use tenants::Tenant;
 pub use usage::UsageRecord;
 pub use vocabulary::{EndReason, EventKind};
+pub use zoho::customers::{BooksLink, CrmCustomerUpsert, CustomerRef, PhoneOwner};
+pub use zoho::outbox::{NewOutboxItem, OutboxCounts, OutboxItem, OutboxStatus};
+pub use zoho::runs::{SyncRun, SyncRunProgress, SyncRunStatus};
+pub use zoho::{ZohoConnect, ZohoConnection, ZohoStatus};
 
 /// A new time-ordered text id (UUIDv7). Ordering by id approximates ordering by creation.
 pub fn new_id() -> String {

@@ -8,3 +8,4 @@
 pub mod files;
 pub mod livekit;
 pub mod openai;
+pub mod zoho;

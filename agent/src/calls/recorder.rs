@@ -33,6 +33,11 @@ pub enum Record {
         at: i64,
         reason: EndReason,
     },
+    /// The caller-ID lookup identified the call's customer (for the CRM write-back).
+    Customer {
+        customer_id: String,
+        at: i64,
+    },
 }
 
 /// Writes pending per call before new ones are dropped (and counted).
@@ -85,6 +90,13 @@ impl Recorder {
 impl crm::CallEventSink for Recorder {
     fn record(&self, kind: EventKind, detail: serde_json::Value) {
         self.event(kind, detail);
+    }
+
+    fn customer_identified(&self, customer_id: &str) {
+        self.record(Record::Customer {
+            customer_id: customer_id.to_owned(),
+            at: crate::clock::now_ms(),
+        });
     }
 }
 
@@ -151,5 +163,10 @@ async fn write(
             .await
             .map(drop),
         Record::Ended { at, reason } => store.end_call(call_id, *at, reason).await,
+        Record::Customer { customer_id, at } => {
+            store
+                .set_call_customer(call_id, tenant_id, customer_id, *at)
+                .await
+        }
     }
 }

@@ -203,6 +203,7 @@ impl CallPlan {
         .await;
         tracing::info!(parent: &span, end_reason = %outcome.end_reason, turns = outcome.turns, "call ended");
         let _ = self.recorder_task.await;
+        crm::zoho::spawn_call_log(&rt.store, &self.tenant_id, &self.call_id); // issue 10: Zoho write-back
         outcome
     }
 }

@@ -39,6 +39,10 @@ pub enum KeysCommand {
         #[arg(long)]
         tenant: String,
     },
+    /// Re-encrypt every stored secret (Zoho tokens) under security.encryption_key. Rotation:
+    /// set the new key there, list the old one in security.previous_encryption_keys, run
+    /// this, then remove the old key.
+    RotateEncryption,
 }
 
 pub(super) async fn tenants(cmd: TenantsCommand, cfg: &Config) -> anyhow::Result<()> {
@@ -61,6 +65,11 @@ pub(super) async fn tenants(cmd: TenantsCommand, cfg: &Config) -> anyhow::Result
 pub(super) async fn keys(cmd: KeysCommand, cfg: &Config) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
     match cmd {
+        KeysCommand::RotateEncryption => {
+            let result = super::zoho::rotate_encryption(cfg, &store).await;
+            store.close().await;
+            return result;
+        }
         KeysCommand::Create { tenant, role } => {
             let t = store.tenant_by_name(&tenant).await?.with_context(|| {
                 format!("no tenant named {tenant:?} (create it with `agent tenants create`)")

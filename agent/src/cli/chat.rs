@@ -307,6 +307,8 @@ struct PrintedInstead;
 
 impl crm::CallEventSink for PrintedInstead {
     fn record(&self, _kind: store::EventKind, _detail: serde_json::Value) {}
+
+    fn customer_identified(&self, _customer_id: &str) {}
 }
 
 /// The store for reads; writes and call events are kept to be printed (see the module docs).

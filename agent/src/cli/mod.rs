@@ -17,6 +17,7 @@ mod customers;
 mod dial;
 mod flows;
 mod models;
+mod zoho;
 
 pub use accounts::{KeysCommand, TenantsCommand};
 pub use models::ModelsCommand;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Place one call through a trunk and run a flow on it; exit 0 answered, 1 not
     /// connected, 2 refused (unknown trunk or flow, number not allow-listed)
     Dial(dial::DialArgs),
+    /// Zoho CRM and Books: connect a tenant, sync its customers, show its state
+    #[command(subcommand)]
+    Zoho(zoho::ZohoCommand),
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +121,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // One line: the chain of causes, outermost first.
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<dial::Refused>().is_some() {
+            if e.downcast_ref::<dial::Refused>().is_some()
+                || e.downcast_ref::<crate::integrations::BadConfig>().is_some()
+            {
                 return ExitCode::from(2);
             }
             ExitCode::FAILURE
@@ -166,6 +172,7 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args, &cfg).await,
         Command::Customers(cmd) => customers::run(cmd, &cfg).await,
         Command::Dial(args) => dial::run(args, &cfg).await,
+        Command::Zoho(cmd) => zoho::run(cmd, &cfg).await,
     }
 }
 

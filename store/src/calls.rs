@@ -244,7 +244,8 @@ impl Store {
     /// Marks a ringing call answered.
     pub async fn mark_call_answered(&self, id: &str, at: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET status = 'active', answered_at = $1 WHERE id = $2 AND status = 'ringing'",
+            "UPDATE calls SET status = 'active', answered_at = $1, rollup_rev = rollup_rev + 1 \
+             WHERE id = $2 AND status = 'ringing'",
         )
         .bind(at)
         .bind(id)
@@ -262,8 +263,8 @@ impl Store {
     /// no-op that keeps the first reason.
     pub async fn end_call(&self, id: &str, at: i64, reason: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
-             WHERE id = $3 AND status <> 'ended'",
+            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2, \
+             rollup_rev = rollup_rev + 1 WHERE id = $3 AND status <> 'ended'",
         )
         .bind(at)
         .bind(reason)
@@ -281,8 +282,8 @@ impl Store {
         reason: &str,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
-             WHERE node = $3 AND status <> 'ended'",
+            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2, \
+             rollup_rev = rollup_rev + 1 WHERE node = $3 AND status <> 'ended'",
         )
         .bind(at)
         .bind(reason)
@@ -372,6 +373,8 @@ impl Store {
         .bind(event.detail.to_string())
         .execute(&self.pool)
         .await?;
+        // Analytics read refusals, transfers and nodes from events (see `rollup`).
+        self.touch_call(call_id).await?;
         Ok(event)
     }
 
@@ -427,6 +430,7 @@ impl Store {
         .bind(l.e2e_ms)
         .execute(&self.pool)
         .await?;
+        self.touch_call(&turn.call_id).await?;
         Ok(())
     }
 

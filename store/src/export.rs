@@ -1,0 +1,70 @@
+//! Pages of a tenant's calls in start order with their priced cost, for the CSV export.
+
+use sqlx::Row;
+
+use crate::{Call, CallDirection, CallStatus, Store, StoreError};
+
+/// Which calls to export: started in `[from, to)`, optionally one status and direction.
+#[derive(Debug, Clone)]
+pub struct ExportFilter {
+    pub from: i64,
+    pub to: i64,
+    pub status: Option<CallStatus>,
+    pub direction: Option<CallDirection>,
+}
+
+/// A call with its cost (micro-units) once folded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportedCall {
+    pub call: Call,
+    pub currency: Option<String>,
+    pub cost_micros: Option<i64>,
+}
+
+impl Store {
+    /// Up to `limit` calls after `after` (`(started_at, id)` of the last one exported), oldest
+    /// first. Keyset pages: the export streams without holding a connection between pages.
+    pub async fn export_calls(
+        &self,
+        tenant_id: &str,
+        filter: &ExportFilter,
+        after: Option<(i64, String)>,
+        limit: u32,
+    ) -> Result<Vec<ExportedCall>, StoreError> {
+        let (after_ms, after_id) = match &after {
+            Some((ms, id)) => (Some(*ms), Some(id.as_str())),
+            None => (None, None),
+        };
+        let rows = sqlx::query(
+            "SELECT c.id FROM calls c WHERE c.tenant_id = $1 AND c.started_at >= $2 \
+             AND c.started_at < $3 AND ($4 IS NULL OR c.status = $4) \
+             AND ($5 IS NULL OR c.direction = $5) \
+             AND ($6 IS NULL OR c.started_at > $6 OR (c.started_at = $6 AND c.id > $7)) \
+             ORDER BY c.started_at, c.id LIMIT $8",
+        )
+        .bind(tenant_id)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.status.map(CallStatus::as_str))
+        .bind(filter.direction.map(CallDirection::as_str))
+        .bind(after_ms)
+        .bind(after_id)
+        .bind(i64::from(limit.clamp(1, 5000)))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let id: String = r.get(0);
+            let Some(call) = self.get_call(tenant_id, &id).await? else {
+                continue;
+            };
+            let cost = self.call_cost(tenant_id, &id).await?;
+            out.push(ExportedCall {
+                call,
+                currency: cost.as_ref().map(|c| c.currency.clone()),
+                cost_micros: cost.map(|c| c.total_micros),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,27 +1,36 @@
 //! The admin HTTP API for supervisors (axum): liveness, readiness, Prometheus metrics,
-//! bearer-key authentication, and the `/v1` resources (calls with their turns and events).
+//! bearer-key authentication, the `/v1` resources (calls with their turns, events and cost;
+//! messages, callbacks, customers, trunks; tenants, numbers, keys and settings; analytics and
+//! the CSV export; the plan and checkout), Dodo's webhooks, the supervisors' dashboard page,
+//! and the OpenAPI document of all of it (`/openapi.json`).
 //!
 //! It holds no business rules that belong in `store` or `dialogs`: handlers check input, ask
 //! the store, and shape JSON. Errors are JSON (`{"error": {"code", "message"}}`) with a 4xx for
 //! bad input; a 500 says nothing about its cause to the client (the cause goes to the log).
 
+mod analytics;
 mod auth;
+mod billing;
 mod calls;
 mod customers;
+mod dashboard;
 mod error;
 mod health;
 mod messages;
 pub mod metrics;
+pub mod openapi;
+mod tenants;
 mod trunks;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post, put};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
+pub use billing::BillingContext;
 pub use error::ApiError;
 pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
 
@@ -34,6 +43,16 @@ pub struct AppState {
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// The SIP trunks' live state (GET /v1/trunks); `None` without a SIP side.
     pub trunks: Option<Arc<dyn TrunkDirectory>>,
+    /// Plans, prices and the payment provider.
+    pub billing: Arc<BillingContext>,
+    /// The loaded flows, to check names given for numbers; `None`: any name is accepted.
+    pub flows: Option<Arc<dyn FlowCatalog>>,
+}
+
+/// Which flows exist (the daemon's flow registry).
+pub trait FlowCatalog: Send + Sync {
+    fn has_flow(&self, name: &str) -> bool;
+    fn flow_names(&self) -> Vec<String>;
 }
 
 impl AppState {
@@ -47,7 +66,21 @@ impl AppState {
             metrics,
             clock: Arc::new(unix_ms_now),
             trunks: None,
+            billing: Arc::new(BillingContext::disabled()),
+            flows: None,
         }
+    }
+
+    /// Uses `billing` for plans, prices and payments.
+    pub fn with_billing(mut self, billing: BillingContext) -> Self {
+        self.billing = Arc::new(billing);
+        self
+    }
+
+    /// Checks flow names against `flows`.
+    pub fn with_flows(mut self, flows: Arc<dyn FlowCatalog>) -> Self {
+        self.flows = Some(flows);
+        self
     }
 
     /// Serves the trunks' state from `directory`.
@@ -73,7 +106,8 @@ pub fn unix_ms_now() -> i64 {
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/whoami", get(auth::whoami))
-        .route("/keys", get(auth::list_keys))
+        .route("/keys", get(auth::list_keys).post(tenants::create_key))
+        .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
         .route("/calls", get(calls::list))
         .route("/calls/{id}", get(calls::get_one))
         .route("/messages", get(messages::list_messages))
@@ -82,6 +116,39 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks/{id}/done", post(messages::mark_callback_done))
         .route("/customers", get(customers::by_phone))
         .route("/trunks", get(trunks::list))
+        .route(
+            "/tenants",
+            get(tenants::list_tenants).post(tenants::create_tenant),
+        )
+        .route("/tenants/{id}", get(tenants::get_tenant))
+        .route("/tenants/{id}/keys", post(tenants::create_tenant_key))
+        .route("/tenants/{id}/numbers", post(tenants::add_number))
+        .route(
+            "/tenants/{id}/numbers/{number}",
+            axum::routing::delete(tenants::remove_number),
+        )
+        .route("/tenants/{id}/trunk-routes", post(tenants::add_trunk_route))
+        .route(
+            "/tenants/{id}/trunk-routes/{trunk_id}",
+            axum::routing::delete(tenants::remove_trunk_route),
+        )
+        .route("/tenants/{id}/plan", put(tenants::set_plan))
+        .route("/numbers", get(tenants::list_numbers))
+        .route("/numbers/{number}", patch(tenants::set_number_flow))
+        .route("/trunk-routes", get(tenants::list_trunk_routes))
+        .route(
+            "/trunk-routes/{trunk_id}",
+            patch(tenants::set_trunk_route_flow),
+        )
+        .route(
+            "/settings",
+            get(tenants::get_settings).put(tenants::put_settings),
+        )
+        .route("/analytics/summary", get(analytics::summary))
+        .route("/analytics/timeseries", get(analytics::timeseries))
+        .route("/exports/calls", get(analytics::export_calls))
+        .route("/billing", get(billing::get_status))
+        .route("/billing/checkout", post(billing::checkout))
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -91,6 +158,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/dashboard", get(dashboard::page))
+        .route("/webhooks/dodo", post(billing::dodo_webhook))
         .nest("/v1", v1)
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(metrics::track_requests))

@@ -5,5 +5,7 @@
 //! It is a dev-dependency only: nothing in the daemon links it. The fakes listen on
 //! 127.0.0.1 only and never reach the network.
 
+pub mod dodo;
 pub mod files;
 pub mod openai;
+pub mod resend;

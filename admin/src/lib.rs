@@ -26,7 +26,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, patch, post, put};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
@@ -102,65 +101,85 @@ pub fn unix_ms_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Declares a route table once: the function that adds the routes to a router and the list
+/// of `(method, path)` pairs it adds, so tests can compare the live router with the OpenAPI
+/// document (`tests/openapi.rs`).
+macro_rules! routes {
+    ($add:ident, $table:ident: $( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        const $table: &[(&str, &str)] = &[ $( (stringify!($method), $path) ),* ];
+        fn $add(mut router: Router<AppState>) -> Router<AppState> {
+            $( router = router.route($path, axum::routing::$method($handler)); )*
+            router
+        }
+    };
+}
+
+routes!(add_v1_routes, V1_ROUTES:
+    get "/whoami" => auth::whoami,
+    get "/keys" => auth::list_keys,
+    post "/keys" => tenants::create_key,
+    delete "/keys/{id}" => tenants::revoke_key,
+    get "/calls" => calls::list,
+    get "/calls/{id}" => calls::get_one,
+    get "/messages" => messages::list_messages,
+    post "/messages/{id}/handled" => messages::mark_handled,
+    get "/callbacks" => messages::list_callbacks,
+    post "/callbacks/{id}/done" => messages::mark_callback_done,
+    get "/customers" => customers::by_phone,
+    get "/trunks" => trunks::list,
+    get "/tenants" => tenants::list_tenants,
+    post "/tenants" => tenants::create_tenant,
+    get "/tenants/{id}" => tenants::get_tenant,
+    post "/tenants/{id}/keys" => tenants::create_tenant_key,
+    post "/tenants/{id}/numbers" => tenants::add_number,
+    delete "/tenants/{id}/numbers/{number}" => tenants::remove_number,
+    post "/tenants/{id}/trunk-routes" => tenants::add_trunk_route,
+    delete "/tenants/{id}/trunk-routes/{trunk_id}" => tenants::remove_trunk_route,
+    put "/tenants/{id}/plan" => tenants::set_plan,
+    get "/numbers" => tenants::list_numbers,
+    patch "/numbers/{number}" => tenants::set_number_flow,
+    get "/trunk-routes" => tenants::list_trunk_routes,
+    patch "/trunk-routes/{trunk_id}" => tenants::set_trunk_route_flow,
+    get "/settings" => tenants::get_settings,
+    put "/settings" => tenants::put_settings,
+    get "/analytics/summary" => analytics::summary,
+    get "/analytics/timeseries" => analytics::timeseries,
+    get "/exports/calls" => analytics::export_calls,
+    get "/billing" => billing::get_status,
+    post "/billing/checkout" => billing::checkout,
+);
+
+routes!(add_top_routes, TOP_ROUTES:
+    get "/health" => health::health,
+    get "/ready" => health::ready,
+    get "/metrics" => health::metrics,
+    get "/openapi.json" => openapi::openapi_json,
+    get "/dashboard" => dashboard::page,
+    post "/webhooks/dodo" => billing::dodo_webhook,
+);
+
+/// Every route the router serves, as `(METHOD, /full/path)`.
+pub fn routes() -> Vec<(String, String)> {
+    TOP_ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_ascii_uppercase(), (*p).to_owned()))
+        .chain(
+            V1_ROUTES
+                .iter()
+                .map(|(m, p)| (m.to_ascii_uppercase(), format!("/v1{p}"))),
+        )
+        .collect()
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/whoami", get(auth::whoami))
-        .route("/keys", get(auth::list_keys).post(tenants::create_key))
-        .route("/keys/{id}", axum::routing::delete(tenants::revoke_key))
-        .route("/calls", get(calls::list))
-        .route("/calls/{id}", get(calls::get_one))
-        .route("/messages", get(messages::list_messages))
-        .route("/messages/{id}/handled", post(messages::mark_handled))
-        .route("/callbacks", get(messages::list_callbacks))
-        .route("/callbacks/{id}/done", post(messages::mark_callback_done))
-        .route("/customers", get(customers::by_phone))
-        .route("/trunks", get(trunks::list))
-        .route(
-            "/tenants",
-            get(tenants::list_tenants).post(tenants::create_tenant),
-        )
-        .route("/tenants/{id}", get(tenants::get_tenant))
-        .route("/tenants/{id}/keys", post(tenants::create_tenant_key))
-        .route("/tenants/{id}/numbers", post(tenants::add_number))
-        .route(
-            "/tenants/{id}/numbers/{number}",
-            axum::routing::delete(tenants::remove_number),
-        )
-        .route("/tenants/{id}/trunk-routes", post(tenants::add_trunk_route))
-        .route(
-            "/tenants/{id}/trunk-routes/{trunk_id}",
-            axum::routing::delete(tenants::remove_trunk_route),
-        )
-        .route("/tenants/{id}/plan", put(tenants::set_plan))
-        .route("/numbers", get(tenants::list_numbers))
-        .route("/numbers/{number}", patch(tenants::set_number_flow))
-        .route("/trunk-routes", get(tenants::list_trunk_routes))
-        .route(
-            "/trunk-routes/{trunk_id}",
-            patch(tenants::set_trunk_route_flow),
-        )
-        .route(
-            "/settings",
-            get(tenants::get_settings).put(tenants::put_settings),
-        )
-        .route("/analytics/summary", get(analytics::summary))
-        .route("/analytics/timeseries", get(analytics::timeseries))
-        .route("/exports/calls", get(analytics::export_calls))
-        .route("/billing", get(billing::get_status))
-        .route("/billing/checkout", post(billing::checkout))
+    let v1 = add_v1_routes(Router::new())
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/openapi.json", get(openapi::openapi_json))
-        .route("/dashboard", get(dashboard::page))
-        .route("/webhooks/dodo", post(billing::dodo_webhook))
+    add_top_routes(Router::new())
         .nest("/v1", v1)
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(metrics::track_requests))

@@ -44,8 +44,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = admin::router(
-        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
+        admin::AppState::new(store.clone(), metrics)
+            .with_trunks(crate::trunks::directory(&sip))
+            // billing (issue 11): plans, prices, Dodo; flow names checked for numbers.
+            .with_billing(crate::billing::admin_context(&cfg)?)
+            .with_flows(Arc::new(FlowNames(runtime.flows.clone()))),
     );
+    // billing (issue 11): analytics/cost folding, mail outbox, daily summaries and notices.
+    let billing_tasks = crate::billing::spawn_tasks(&cfg, &store, &stop_rx)?;
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
@@ -85,9 +91,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     stats.abort();
     trunk_metrics.abort();
+    for task in billing_tasks {
+        // They stop on stop_rx; a send or fold in flight is safe to cut (leases, revisions).
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The flow registry as the admin API sees it (names only).
+struct FlowNames(Arc<dialogs::FlowRegistry>);
+
+impl admin::FlowCatalog for FlowNames {
+    fn has_flow(&self, name: &str) -> bool {
+        self.0.get(name).is_some()
+    }
+    fn flow_names(&self) -> Vec<String> {
+        self.0.names()
+    }
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -254,7 +254,8 @@ async fn payment_link_and_events_become_call_events(store: &Store) {
     let s = setup(store).await;
     let svc = services(store, &s);
     let jane = svc.lookup_customer("+15551234567").await.unwrap().unwrap();
-    svc.send_payment_link(&jane.id).await.unwrap();
+    // Without payment links configured nothing is sent, and the tool is told so.
+    assert!(svc.send_payment_link(&jane.id).await.is_err());
     svc.record_event(CallEvent::Refused {
         tool: "list_invoices".to_owned(),
         reason: RefusalReason::ForeignIdentity,
@@ -269,11 +270,16 @@ async fn payment_link_and_events_become_call_events(store: &Store) {
     let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["payment_link_requested", "refused", "outcome"],
+        ["payment_link_failed", "refused", "outcome"],
         "{events:?}"
     );
     assert_eq!(events[0].detail["customer_id"], jane.id.0.as_str());
-    assert_eq!(events[0].detail["balance_minor"], 14_250);
+    assert!(
+        events[0].detail["error"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
     assert_eq!(events[1].detail["reason"], "foreign_identity");
     assert_eq!(events[1].detail["tool"], "list_invoices");
     assert!(

@@ -70,6 +70,8 @@ impl CallPlan {
                 other => return Err(format!("no default tenant ({other:?})")),
             },
         };
+        // billing (issue 11): over the plan's limits the call is refused here, before answer.
+        crate::billing::admit(rt, &tenant_id, &request).await?;
         let flow: Arc<Flow> = rt
             .flows
             .get(&flow_name)

@@ -3,6 +3,7 @@
 //!
 //! `config/agent.toml` documents every key; a test keeps it in step with these defaults.
 
+mod billing;
 mod load;
 mod secret;
 mod trunks;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use billing::{BillingConfig, DodoConfig, EmailConfig, OverageConfig, PlanConfig, PriceConfig};
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
 pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
@@ -34,6 +36,9 @@ pub struct Config {
     pub llm: LlmConfig,
     pub flows: FlowsConfig,
     pub crm: CrmConfig,
+    pub billing: BillingConfig,
+    pub dodo: DodoConfig,
+    pub email: EmailConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

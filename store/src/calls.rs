@@ -174,10 +174,10 @@ pub struct CallPage {
     pub next: Option<CallCursor>,
 }
 
-const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, sip_call_id, \
+pub(crate) const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, sip_call_id, \
      flow, flow_version, node, status, started_at, answered_at, ended_at, end_reason";
 
-fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
+pub(crate) fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
     let direction: String = r.get(2);
     let status: String = r.get(9);
     Ok(Call {

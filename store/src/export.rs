@@ -35,13 +35,21 @@ impl Store {
             Some((ms, id)) => (Some(*ms), Some(id.as_str())),
             None => (None, None),
         };
-        let rows = sqlx::query(
-            "SELECT c.id FROM calls c WHERE c.tenant_id = $1 AND c.started_at >= $2 \
+        // One statement: the call columns (as `calls.rs` reads them) plus the ledger's cost.
+        let columns: Vec<String> = crate::calls::CALL_COLUMNS
+            .split(',')
+            .map(|c| format!("c.{}", c.trim()))
+            .collect();
+        let rows = sqlx::query(&format!(
+            "SELECT {}, s.currency, s.cost_micros FROM calls c \
+             LEFT JOIN call_rollup_state s ON s.call_id = c.id \
+             WHERE c.tenant_id = $1 AND c.started_at >= $2 \
              AND c.started_at < $3 AND ($4 IS NULL OR c.status = $4) \
              AND ($5 IS NULL OR c.direction = $5) \
              AND ($6 IS NULL OR c.started_at > $6 OR (c.started_at = $6 AND c.id > $7)) \
              ORDER BY c.started_at, c.id LIMIT $8",
-        )
+            columns.join(", ")
+        ))
         .bind(tenant_id)
         .bind(filter.from)
         .bind(filter.to)
@@ -53,16 +61,11 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let id: String = r.get(0);
-            let Some(call) = self.get_call(tenant_id, &id).await? else {
-                continue;
-            };
-            let cost = self.call_cost(tenant_id, &id).await?;
+        for r in &rows {
             out.push(ExportedCall {
-                call,
-                currency: cost.as_ref().map(|c| c.currency.clone()),
-                cost_micros: cost.map(|c| c.total_micros),
+                call: crate::calls::call_from_row(r)?,
+                currency: r.get(14),
+                cost_micros: r.get(15),
             });
         }
         Ok(out)

@@ -15,6 +15,7 @@
 mod analytics;
 mod api_keys;
 mod billing;
+mod bulk;
 mod calls;
 mod customers;
 mod error;
@@ -32,6 +33,7 @@ mod usage;
 pub use analytics::{RangePiece, grain_for, plan_range};
 pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
 pub use billing::{CheckoutSession, Payment, Subscription, WebhookApplied, WebhookEffect};
+pub use bulk::{BulkCall, BulkFold};
 pub use calls::{
     Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
     TurnLatency,

@@ -243,7 +243,8 @@ pub fn percentile(bins: &[i64], q: f64) -> Option<i64> {
             let Some(&hi) = BIN_EDGES.get(i + 1) else {
                 return Some(lo);
             };
-            let into = (rank - seen) as f64 / n as f64;
+            // Samples spread evenly over the bin; the k-th of n sits at (k − ½)/n of its width.
+            let into = ((rank - seen) as f64 - 0.5) / n as f64;
             return Some(lo + ((hi - lo) as f64 * into).round() as i64);
         }
         seen += n;

@@ -168,7 +168,9 @@ async fn sample_responses_match_their_schemas() {
     let f = fixture(None).await;
     let doc = openapi();
     let call = f.a.call.clone();
-    let samples: Vec<(&str, String, &str, Option<&str>, &str, u16)> = vec![
+    // (method, url, documented path, body, key, expected status)
+    type Sample<'a> = (&'a str, String, &'a str, Option<&'a str>, &'a str, u16);
+    let samples: Vec<Sample> = vec![
         (
             "GET",
             "/v1/whoami".into(),

@@ -2,8 +2,9 @@
 # Installs what building and running the daemon needs, on Debian, and nothing that is already
 # there. Usage: scripts/deps.sh run|test
 #   run   build tools and the C libraries the crates link (whisper.cpp, espeak-ng, libopus)
-#   test  also the real SIP peers (SIPp, baresip, Kamailio), sox, the PostgreSQL client, and a
-#         PostgreSQL server when none answers on 127.0.0.1:5432
+#   test  also the real SIP peers (SIPp, baresip, Kamailio), sox, the PostgreSQL client, a
+#         PostgreSQL server when none answers on 127.0.0.1:5432, and Chromium (the dashboard's
+#         headless browser test)
 # Runs as root, or through sudo when not root. Idempotent.
 set -euo pipefail
 
@@ -17,7 +18,8 @@ as_root() {
 packages=(build-essential cmake pkg-config libclang-dev libssl-dev libespeak-ng-dev espeak-ng-data
 	python3 python3-pip unzip curl ca-certificates)
 if [[ "$mode" == test ]]; then
-	packages+=(sip-tester baresip-core kamailio sipsak sox espeak-ng postgresql-client iproute2)
+	packages+=(sip-tester baresip-core kamailio sipsak sox espeak-ng postgresql-client iproute2
+		chromium)
 fi
 
 missing=()

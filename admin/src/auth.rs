@@ -69,12 +69,14 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().to_owned())
 }
 
+#[utoipa::path(get, path = "/v1/whoami", tag = "keys", responses((status = 200, body = crate::openapi::WhoAmI), (status = 401, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/whoami`: the key's tenant and role.
 pub(crate) async fn whoami(auth: Authenticated) -> Json<Value> {
     let p = auth.0;
     Json(json!({ "key_id": p.key_id, "tenant_id": p.tenant_id, "role": p.role }))
 }
 
+#[utoipa::path(get, path = "/v1/keys", tag = "keys", responses((status = 200, body = crate::openapi::KeyList), (status = 403, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/keys` (admin): the tenant's keys, without secrets.
 pub(crate) async fn list_keys(
     State(state): State<AppState>,

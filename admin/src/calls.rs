@@ -19,6 +19,7 @@ pub(crate) struct ListParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(("status" = Option<String>, Query, description = "ringing, active or ended"), ("limit" = Option<u32>, Query, description = "1-200, default 50"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")), responses((status = 200, body = crate::openapi::CallList), (status = 400, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/calls?status=&limit=&cursor=`
 pub(crate) async fn list(
     State(state): State<AppState>,
@@ -68,6 +69,7 @@ pub(crate) async fn list(
     })))
 }
 
+#[utoipa::path(get, path = "/v1/calls/{id}", tag = "calls", params(("id" = String, Path)), responses((status = 200, body = crate::openapi::CallDetail), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/calls/{id}`: the call plus `turns`, `events` and `quality` (null until the call's
 /// media quality was recorded, at its end).
 pub(crate) async fn get_one(
@@ -88,7 +90,26 @@ pub(crate) async fn get_one(
     body["turns"] = turns.iter().map(turn_json).collect();
     body["events"] = events.iter().map(event_json).collect();
     body["quality"] = quality.as_ref().map_or(Value::Null, quality_json);
+    body["cost"] = cost_json(&state, &call).await?;
     Ok(Json(body))
+}
+
+/// The call's cost: the ledger entry once the call is folded and ended (`final`), else priced
+/// now from the usage recorded so far.
+async fn cost_json(state: &AppState, call: &Call) -> Result<Value, ApiError> {
+    let (mut cost, is_final) = match state.store.call_cost(&call.tenant_id, &call.id).await? {
+        Some(entry) if call.status == CallStatus::Ended => (entry.breakdown, true),
+        _ => {
+            let Some(facts) = state.store.call_facts(&call.id).await? else {
+                return Ok(Value::Null);
+            };
+            let (_, _, breakdown) =
+                billing::price_usage(&state.billing.prices, call.direction, &facts.usage);
+            (breakdown, false)
+        }
+    };
+    cost["final"] = Value::Bool(is_final);
+    Ok(cost)
 }
 
 fn call_json(c: &Call) -> Value {

@@ -25,6 +25,7 @@ pub(crate) struct LookupParams {
     phone: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/customers", tag = "customers", params(("phone" = String, Query, description = "E.164 number")), responses((status = 200, body = crate::openapi::CustomerLookup), (status = 400, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/customers?phone=+15551234567`: the tenant's customers with that number, with
 /// their phones and invoices.
 pub(crate) async fn by_phone(

@@ -8,11 +8,13 @@ use axum::response::IntoResponse;
 
 use crate::AppState;
 
+#[utoipa::path(get, path = "/health", tag = "meta", responses((status = 200, description = "The process serves requests", content_type = "text/plain")))]
 /// 200 while the process serves requests.
 pub(crate) async fn health() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+#[utoipa::path(get, path = "/ready", tag = "meta", responses((status = 200, description = "The database answers", content_type = "text/plain"), (status = 503, description = "The database does not answer", content_type = "text/plain")))]
 /// 200 when the database answers within two seconds, else 503.
 pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let ok = tokio::time::timeout(Duration::from_secs(2), state.store.ping())
@@ -26,6 +28,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (

@@ -104,7 +104,37 @@ fn connector(state: &AppState) -> Result<&dyn ZohoConnector, ApiError> {
     })
 }
 
-/// `GET /v1/integrations/zoho`.
+/// `GET /v1/integrations/zoho`: `zoho` holds `status` (`not_connected`, `connected`,
+/// `disconnected`), `configured`, `last_sync`, `runs`, `watermarks`, `counts`, `outbox`, and
+/// once connected `dc`, `api_domain`, `connected_at`, `reason`. Tokens are never returned.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ZohoStatusJson {
+    #[schema(value_type = Object)]
+    zoho: Value,
+}
+
+/// `POST /v1/integrations/zoho/connect/start`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ConnectStartJson {
+    authorization_url: String,
+    state: String,
+    dc: String,
+    expires_at: i64,
+}
+
+/// `POST /v1/integrations/zoho/connect/exchange`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ConnectDoneJson {
+    /// `connected`.
+    status: String,
+    dc: String,
+    api_domain: String,
+}
+
+/// The tenant's Zoho integration: connection, syncs, write-back outbox.
+#[utoipa::path(get, path = "/v1/integrations/zoho", tag = "integrations",
+    responses((status = 200, body = ZohoStatusJson), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
 pub(crate) async fn status(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -153,13 +183,18 @@ fn run_json(r: &store::SyncRun) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StartBody {
     dc: String,
 }
 
-/// `POST /v1/integrations/zoho/connect/start`.
+/// Starts connecting the tenant to Zoho in data centre `dc`: the URL to authorise at.
+#[utoipa::path(post, path = "/v1/integrations/zoho/connect/start", tag = "integrations",
+    request_body = StartBody,
+    responses((status = 200, body = ConnectStartJson), (status = 400), (status = 401),
+        (status = 403), (status = 503)),
+    security(("bearer" = [])))]
 pub(crate) async fn start(
     State(state): State<AppState>,
     auth: Authenticated,
@@ -176,7 +211,7 @@ pub(crate) async fn start(
     })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExchangeBody {
     code: String,
@@ -185,7 +220,12 @@ pub(crate) struct ExchangeBody {
     accounts_server: Option<String>,
 }
 
-/// `POST /v1/integrations/zoho/connect/exchange`.
+/// Exchanges the code Zoho's redirect brought back; tokens are sealed, never returned.
+#[utoipa::path(post, path = "/v1/integrations/zoho/connect/exchange", tag = "integrations",
+    request_body = ExchangeBody,
+    responses((status = 200, body = ConnectDoneJson), (status = 400), (status = 401),
+        (status = 403), (status = 502), (status = 503)),
+    security(("bearer" = [])))]
 pub(crate) async fn exchange(
     State(state): State<AppState>,
     auth: Authenticated,

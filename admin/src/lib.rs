@@ -1,29 +1,36 @@
 //! The admin HTTP API for supervisors (axum): liveness, readiness, Prometheus metrics,
-//! bearer-key authentication, and the `/v1` resources (calls with their turns and events,
-//! messages, callbacks, customers, trunks, the Zoho integration).
+//! bearer-key authentication, the `/v1` resources (calls with their turns, events and cost;
+//! messages, callbacks, customers, trunks; tenants, numbers, keys and settings; analytics and
+//! the CSV export; the plan and checkout), Dodo's webhooks, the supervisors' dashboard page,
+//! and the OpenAPI document of all of it (`/openapi.json`).
 //!
 //! It holds no business rules that belong in `store` or `dialogs`: handlers check input, ask
 //! the store, and shape JSON. Errors are JSON (`{"error": {"code", "message"}}`) with a 4xx for
 //! bad input; a 500 says nothing about its cause to the client (the cause goes to the log).
 
+mod analytics;
 mod auth;
+mod billing;
 mod calls;
 mod customers;
+mod dashboard;
 mod error;
 mod health;
 mod integrations;
 mod messages;
 pub mod metrics;
+pub mod openapi;
+mod tenants;
 mod trunks;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
+pub use billing::BillingContext;
 pub use error::ApiError;
 pub use integrations::{ConnectDone, ConnectError, ConnectFuture, ConnectStart, ZohoConnector};
 pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
@@ -40,6 +47,16 @@ pub struct AppState {
     /// Connecting tenants to Zoho (`/v1/integrations/zoho/connect/*`); `None` when the
     /// integration is not configured.
     pub zoho: Option<Arc<dyn ZohoConnector>>,
+    /// Plans, prices and the payment provider.
+    pub billing: Arc<BillingContext>,
+    /// The loaded flows, to check names given for numbers; `None`: any name is accepted.
+    pub flows: Option<Arc<dyn FlowCatalog>>,
+}
+
+/// Which flows exist (the daemon's flow registry).
+pub trait FlowCatalog: Send + Sync {
+    fn has_flow(&self, name: &str) -> bool;
+    fn flow_names(&self) -> Vec<String>;
 }
 
 impl AppState {
@@ -54,7 +71,21 @@ impl AppState {
             clock: Arc::new(unix_ms_now),
             trunks: None,
             zoho: None,
+            billing: Arc::new(BillingContext::disabled()),
+            flows: None,
         }
+    }
+
+    /// Uses `billing` for plans, prices and payments.
+    pub fn with_billing(mut self, billing: BillingContext) -> Self {
+        self.billing = Arc::new(billing);
+        self
+    }
+
+    /// Checks flow names against `flows`.
+    pub fn with_flows(mut self, flows: Arc<dyn FlowCatalog>) -> Self {
+        self.flows = Some(flows);
+        self
     }
 
     /// Serves the trunks' state from `directory`.
@@ -82,37 +113,88 @@ pub fn unix_ms_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Declares a route table once: the function that adds the routes to a router and the list
+/// of `(method, path)` pairs it adds, so tests can compare the live router with the OpenAPI
+/// document (`tests/openapi.rs`).
+macro_rules! routes {
+    ($add:ident, $table:ident: $( $method:ident $path:literal => $handler:path ),* $(,)?) => {
+        const $table: &[(&str, &str)] = &[ $( (stringify!($method), $path) ),* ];
+        fn $add(mut router: Router<AppState>) -> Router<AppState> {
+            $( router = router.route($path, axum::routing::$method($handler)); )*
+            router
+        }
+    };
+}
+
+routes!(add_v1_routes, V1_ROUTES:
+    get "/whoami" => auth::whoami,
+    get "/keys" => auth::list_keys,
+    post "/keys" => tenants::create_key,
+    delete "/keys/{id}" => tenants::revoke_key,
+    get "/calls" => calls::list,
+    get "/calls/{id}" => calls::get_one,
+    get "/messages" => messages::list_messages,
+    post "/messages/{id}/handled" => messages::mark_handled,
+    get "/callbacks" => messages::list_callbacks,
+    post "/callbacks/{id}/done" => messages::mark_callback_done,
+    get "/customers" => customers::by_phone,
+    get "/trunks" => trunks::list,
+    get "/tenants" => tenants::list_tenants,
+    post "/tenants" => tenants::create_tenant,
+    get "/tenants/{id}" => tenants::get_tenant,
+    post "/tenants/{id}/keys" => tenants::create_tenant_key,
+    post "/tenants/{id}/numbers" => tenants::add_number,
+    delete "/tenants/{id}/numbers/{number}" => tenants::remove_number,
+    post "/tenants/{id}/trunk-routes" => tenants::add_trunk_route,
+    delete "/tenants/{id}/trunk-routes/{trunk_id}" => tenants::remove_trunk_route,
+    put "/tenants/{id}/plan" => tenants::set_plan,
+    get "/numbers" => tenants::list_numbers,
+    patch "/numbers/{number}" => tenants::set_number_flow,
+    get "/trunk-routes" => tenants::list_trunk_routes,
+    patch "/trunk-routes/{trunk_id}" => tenants::set_trunk_route_flow,
+    get "/settings" => tenants::get_settings,
+    put "/settings" => tenants::put_settings,
+    get "/analytics/summary" => analytics::summary,
+    get "/analytics/timeseries" => analytics::timeseries,
+    get "/exports/calls" => analytics::export_calls,
+    get "/billing" => billing::get_status,
+    post "/billing/checkout" => billing::checkout,
+    get "/integrations/zoho" => integrations::status,
+    post "/integrations/zoho/connect/start" => integrations::start,
+    post "/integrations/zoho/connect/exchange" => integrations::exchange,
+);
+
+routes!(add_top_routes, TOP_ROUTES:
+    get "/health" => health::health,
+    get "/ready" => health::ready,
+    get "/metrics" => health::metrics,
+    get "/openapi.json" => openapi::openapi_json,
+    get "/dashboard" => dashboard::page,
+    post "/webhooks/dodo" => billing::dodo_webhook,
+);
+
+/// Every route the router serves, as `(METHOD, /full/path)`.
+pub fn routes() -> Vec<(String, String)> {
+    TOP_ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_ascii_uppercase(), (*p).to_owned()))
+        .chain(
+            V1_ROUTES
+                .iter()
+                .map(|(m, p)| (m.to_ascii_uppercase(), format!("/v1{p}"))),
+        )
+        .collect()
+}
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/whoami", get(auth::whoami))
-        .route("/keys", get(auth::list_keys))
-        .route("/calls", get(calls::list))
-        .route("/calls/{id}", get(calls::get_one))
-        .route("/messages", get(messages::list_messages))
-        .route("/messages/{id}/handled", post(messages::mark_handled))
-        .route("/callbacks", get(messages::list_callbacks))
-        .route("/callbacks/{id}/done", post(messages::mark_callback_done))
-        .route("/customers", get(customers::by_phone))
-        .route("/trunks", get(trunks::list))
-        .route("/integrations/zoho", get(integrations::status))
-        .route(
-            "/integrations/zoho/connect/start",
-            post(integrations::start),
-        )
-        .route(
-            "/integrations/zoho/connect/exchange",
-            post(integrations::exchange),
-        )
+    let v1 = add_v1_routes(Router::new())
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_key,
         ));
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
+    add_top_routes(Router::new())
         .nest("/v1", v1)
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn(metrics::track_requests))

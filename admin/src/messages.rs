@@ -20,6 +20,7 @@ pub(crate) struct ListParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/messages", tag = "messages", params(("status" = Option<String>, Query, description = "new or handled"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = crate::openapi::MessageList), (status = 400, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/messages?status=new|handled&limit=&cursor=` (supervisor)
 pub(crate) async fn list_messages(
     State(state): State<AppState>,
@@ -53,6 +54,7 @@ pub(crate) async fn list_messages(
     })))
 }
 
+#[utoipa::path(post, path = "/v1/messages/{id}/handled", tag = "messages", params(("id" = String, Path)), responses((status = 200, body = crate::openapi::MessageJson), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `POST /v1/messages/{id}/handled` (supervisor or admin): the message, now handled. Marking
 /// it again keeps the first time and key.
 pub(crate) async fn mark_handled(
@@ -72,6 +74,7 @@ pub(crate) async fn mark_handled(
     }
 }
 
+#[utoipa::path(get, path = "/v1/callbacks", tag = "messages", params(("status" = Option<String>, Query, description = "pending, done or cancelled"), ("limit" = Option<u32>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = crate::openapi::CallbackList), (status = 400, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/callbacks?status=pending|done|cancelled&limit=&cursor=` (supervisor)
 pub(crate) async fn list_callbacks(
     State(state): State<AppState>,
@@ -106,6 +109,7 @@ pub(crate) async fn list_callbacks(
     })))
 }
 
+#[utoipa::path(post, path = "/v1/callbacks/{id}/done", tag = "messages", params(("id" = String, Path)), responses((status = 200, body = crate::openapi::CallbackJson), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `POST /v1/callbacks/{id}/done` (supervisor or admin): the callback, now done. A callback
 /// already closed keeps its first status.
 pub(crate) async fn mark_callback_done(

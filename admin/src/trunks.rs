@@ -49,6 +49,7 @@ pub struct TrunkHealthInfo {
     pub checked_at: i64,
 }
 
+#[utoipa::path(get, path = "/v1/trunks", tag = "trunks", responses((status = 200, body = crate::openapi::TrunkList), (status = 403, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/trunks` (admin): `{"trunks": [...]}`; an empty list when the daemon has no SIP
 /// side (or no trunks).
 pub(crate) async fn list(

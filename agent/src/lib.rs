@@ -4,6 +4,7 @@
 //! It never parses SIP and never issues SQL: those belong to `sip` and `store`. Errors become
 //! `anyhow` only at the binary edge (`main.rs` and the command functions in [`cli`]).
 
+pub mod billing;
 pub mod calls;
 pub mod cli;
 pub mod clock;

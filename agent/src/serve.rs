@@ -47,12 +47,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "agent ready"
     );
 
-    let mut state =
-        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip));
+    let mut state = admin::AppState::new(store.clone(), metrics)
+        .with_trunks(crate::trunks::directory(&sip))
+        // billing (issue 11): plans, prices, Dodo; flow names checked for numbers.
+        .with_billing(crate::billing::admin_context(&cfg)?)
+        .with_flows(Arc::new(FlowNames(runtime.flows.clone())));
     if let Some(zoho) = integrations.connector.clone() {
         state = state.with_zoho(zoho);
     }
     let app = admin::router(state);
+    // billing (issue 11): analytics/cost folding, mail outbox, daily summaries and notices.
+    let billing_tasks = crate::billing::spawn_tasks(&cfg, &store, &stop_rx)?;
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
     let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
@@ -93,9 +98,25 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     stats.abort();
     trunk_metrics.abort();
     integrations.abort();
+    for task in billing_tasks {
+        // They stop on stop_rx; a send or fold in flight is safe to cut (leases, revisions).
+        let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The flow registry as the admin API sees it (names only).
+struct FlowNames(Arc<dialogs::FlowRegistry>);
+
+impl admin::FlowCatalog for FlowNames {
+    fn has_flow(&self, name: &str) -> bool {
+        self.0.get(name).is_some()
+    }
+    fn flow_names(&self) -> Vec<String> {
+        self.0.names()
+    }
 }
 
 async fn wait_for(mut rx: watch::Receiver<bool>) {

@@ -207,15 +207,21 @@ pub fn sip_driver_config(cfg: &Config) -> anyhow::Result<sip::driver::DriverConf
 pub fn services_factory(cfg: &Config, store: store::Store) -> anyhow::Result<ServicesFactory> {
     let phones = crm::PhoneNormalizer::new(&cfg.crm.default_region)
         .with_context(|| format!("crm.default_region = {:?}", cfg.crm.default_region))?;
+    // billing (issue 11): send_payment_link goes through Dodo + the mail outbox when set up.
+    let links = crate::billing::payment_links(cfg, &store)?;
     Ok(Arc::new(
         move |scope: &CallScope, events| -> Arc<dyn dialogs::CallServices> {
-            Arc::new(crm::StoreCallServices::new(
+            let services = crm::StoreCallServices::new(
                 store.clone(),
                 &scope.tenant_id,
                 &scope.call_id,
                 phones,
                 events,
-            ))
+            );
+            Arc::new(match &links {
+                Some(links) => services.with_payment_links(links.clone()),
+                None => services,
+            })
         },
     ))
 }

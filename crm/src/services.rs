@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use dialogs::{
-    CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage, ServiceError,
-    ServiceFuture,
+    CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage,
+    PaymentLinkResult, ServiceError, ServiceFuture,
 };
 use serde_json::{Value, json};
 use store::{CallId, EventKind, Store, StoreError, TenantId};
@@ -47,6 +47,7 @@ pub struct StoreCallServices {
     call_id: CallId,
     events: Arc<dyn CallEventSink>,
     clock: Clock,
+    payment_links: Option<billing::PaymentLinks>,
 }
 
 /// Why a request was refused by this implementation itself (as opposed to the store failing).
@@ -56,6 +57,9 @@ pub enum ServicesError {
     /// The customer id is not a customer of this call's tenant.
     #[error("no such customer for this tenant")]
     UnknownCustomer,
+    /// Payment links are not configured (`[dodo]` and `[email]`).
+    #[error("payment links are not configured")]
+    NoPaymentLinks,
 }
 
 impl StoreCallServices {
@@ -75,12 +79,20 @@ impl StoreCallServices {
             call_id: call_id.clone(),
             events,
             clock: Arc::new(unix_ms_now),
+            payment_links: None,
         }
     }
 
     /// Uses `clock` for the timestamps of stored messages and callbacks.
     pub fn with_clock(mut self, clock: Clock) -> StoreCallServices {
         self.clock = clock;
+        self
+    }
+
+    /// Sends payment links through `links` (Dodo checkout + e-mail); without it the tool
+    /// reports an error and the flow says the link could not be sent.
+    pub fn with_payment_links(mut self, links: billing::PaymentLinks) -> StoreCallServices {
+        self.payment_links = Some(links);
         self
     }
 
@@ -202,24 +214,61 @@ impl CallServices for StoreCallServices {
         })
     }
 
-    /// Records a `payment_link_requested` call event for the customer. Sending the link
-    /// (Dodo Payments) is a later issue; until then the request is visible on the call.
-    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, ()> {
+    /// Creates a Dodo checkout for the customer's open invoice and e-mails it (see
+    /// `billing::PaymentLinks`), and stores what happened as a call event:
+    /// `payment_link_sent`, `payment_link_queued`, `payment_link_not_sent` (no e-mail on
+    /// file, nothing due) or `payment_link_failed`.
+    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, PaymentLinkResult> {
         Box::pin(async move {
             let Some(customer) = self.own_customer(id).await? else {
                 return Err(ServiceError::Backend(Box::new(
                     ServicesError::UnknownCustomer,
                 )));
             };
-            self.events.record(
-                EventKind::PaymentLinkRequested,
-                json!({
-                    "customer_id": customer.id,
-                    "balance_minor": customer.balance_minor,
-                    "currency": customer.currency,
-                }),
-            );
-            Ok(())
+            let outcome = match &self.payment_links {
+                Some(links) => links
+                    .send(&self.tenant_id, &self.call_id, &customer.id, self.now())
+                    .await
+                    .map_err(|e| ServiceError::Backend(Box::new(e))),
+                None => Err(ServiceError::Backend(Box::new(
+                    ServicesError::NoPaymentLinks,
+                ))),
+            };
+            let (kind, detail, result) = match outcome {
+                Ok(billing::PaymentLinkOutcome::Sent { invoice }) => (
+                    EventKind::PaymentLinkSent,
+                    json!({ "customer_id": customer.id, "invoice": invoice }),
+                    Ok(PaymentLinkResult::Sent),
+                ),
+                Ok(billing::PaymentLinkOutcome::Queued { invoice }) => (
+                    EventKind::PaymentLinkQueued,
+                    json!({ "customer_id": customer.id, "invoice": invoice }),
+                    Ok(PaymentLinkResult::Queued),
+                ),
+                Ok(billing::PaymentLinkOutcome::NoEmail) => (
+                    EventKind::PaymentLinkNotSent,
+                    json!({ "customer_id": customer.id, "reason": "no_email" }),
+                    Ok(PaymentLinkResult::NoEmail),
+                ),
+                Ok(billing::PaymentLinkOutcome::NothingDue) => (
+                    EventKind::PaymentLinkNotSent,
+                    json!({ "customer_id": customer.id, "reason": "nothing_due" }),
+                    Ok(PaymentLinkResult::NothingDue),
+                ),
+                Err(e) => {
+                    let error = match &e {
+                        ServiceError::Backend(source) => source.to_string(),
+                        other => other.to_string(),
+                    };
+                    (
+                        EventKind::PaymentLinkFailed,
+                        json!({ "customer_id": customer.id, "error": error }),
+                        Err(e),
+                    )
+                }
+            };
+            self.events.record(kind, detail);
+            result
         })
     }
 

@@ -291,7 +291,8 @@ async fn payment_link_and_events_go_to_the_calls_event_sink(store: &Store) {
     let s = setup(store).await;
     let svc = services(store, &s);
     let jane = svc.lookup_customer("+15551234567").await.unwrap().unwrap();
-    svc.send_payment_link(&jane.id).await.unwrap();
+    // Without payment links configured nothing is sent, and the tool is told so.
+    assert!(svc.send_payment_link(&jane.id).await.is_err());
     svc.record_event(CallEvent::Refused {
         tool: "list_invoices".to_owned(),
         reason: RefusalReason::ForeignIdentity,
@@ -305,14 +306,19 @@ async fn payment_link_and_events_go_to_the_calls_event_sink(store: &Store) {
     assert_eq!(
         kinds,
         [
-            EventKind::PaymentLinkRequested,
+            EventKind::PaymentLinkFailed,
             EventKind::Refused,
             EventKind::Outcome
         ],
         "{events:?}"
     );
     assert_eq!(events[0].1["customer_id"], jane.id.0.as_str());
-    assert_eq!(events[0].1["balance_minor"], 14_250);
+    assert!(
+        events[0].1["error"]
+            .as_str()
+            .unwrap()
+            .contains("not configured")
+    );
     assert_eq!(events[1].1["reason"], "foreign_identity");
     assert_eq!(events[1].1["tool"], "list_invoices");
     assert!(events[1].1.get("type").is_none(), "the tag is the kind");

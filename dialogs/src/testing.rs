@@ -177,11 +177,14 @@ impl CallServices for MemoryServices {
         })
     }
 
-    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, ()> {
+    fn send_payment_link<'a>(
+        &'a self,
+        id: &'a CustomerId,
+    ) -> ServiceFuture<'a, crate::PaymentLinkResult> {
         Box::pin(async move {
             self.wait().await;
             self.lock().payment_links.push(id.clone());
-            Ok(())
+            Ok(crate::PaymentLinkResult::Sent)
         })
     }
 

@@ -15,6 +15,10 @@ use crate::{Store, StoreError, TenantId, new_id};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// The operator of the platform: everything an admin may do in its own tenant, plus
+    /// creating tenants, their keys, and assigning numbers, trunks and plans to any tenant.
+    /// Created only from the command line (`agent keys create --role platform`).
+    Platform,
     /// Everything in its tenant, including configuration and keys.
     Admin,
     /// Read calls, transcripts, live calls and analytics of its tenant.
@@ -24,6 +28,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Platform => "platform",
             Role::Admin => "admin",
             Role::Supervisor => "supervisor",
         }
@@ -33,7 +38,9 @@ impl Role {
     pub fn allows(self, needed: Role) -> bool {
         matches!(
             (self, needed),
-            (Role::Admin, _) | (Role::Supervisor, Role::Supervisor)
+            (Role::Platform, _)
+                | (Role::Admin, Role::Admin | Role::Supervisor)
+                | (Role::Supervisor, Role::Supervisor)
         )
     }
 }
@@ -48,10 +55,11 @@ impl FromStr for Role {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "platform" => Ok(Role::Platform),
             "admin" => Ok(Role::Admin),
             "supervisor" => Ok(Role::Supervisor),
             other => Err(format!(
-                "unknown role {other:?} (expected admin or supervisor)"
+                "unknown role {other:?} (expected platform, admin or supervisor)"
             )),
         }
     }

@@ -174,10 +174,10 @@ pub struct CallPage {
     pub next: Option<CallCursor>,
 }
 
-const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, sip_call_id, \
+pub(crate) const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, sip_call_id, \
      flow, flow_version, node, status, started_at, answered_at, ended_at, end_reason";
 
-fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
+pub(crate) fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
     let direction: String = r.get(2);
     let status: String = r.get(9);
     let end_reason: Option<String> = r.get(13);
@@ -245,7 +245,8 @@ impl Store {
     /// Marks a ringing call answered.
     pub async fn mark_call_answered(&self, id: &CallId, at: i64) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET status = 'active', answered_at = $1 WHERE id = $2 AND status = 'ringing'",
+            "UPDATE calls SET status = 'active', answered_at = $1, rollup_rev = rollup_rev + 1 \
+             WHERE id = $2 AND status = 'ringing'",
         )
         .bind(at)
         .bind(id.as_str())
@@ -268,8 +269,8 @@ impl Store {
         reason: &EndReason,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
-             WHERE id = $3 AND status <> 'ended'",
+            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2, \
+             rollup_rev = rollup_rev + 1 WHERE id = $3 AND status <> 'ended'",
         )
         .bind(at)
         .bind(reason.as_str())
@@ -287,8 +288,8 @@ impl Store {
         reason: &EndReason,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2 \
-             WHERE node = $3 AND status <> 'ended'",
+            "UPDATE calls SET status = 'ended', ended_at = $1, end_reason = $2, \
+             rollup_rev = rollup_rev + 1 WHERE node = $3 AND status <> 'ended'",
         )
         .bind(at)
         .bind(reason.as_str())
@@ -382,6 +383,8 @@ impl Store {
         .bind(event.detail.to_string())
         .execute(&self.pool)
         .await?;
+        // Analytics read refusals, transfers and nodes from events (see `rollup`).
+        self.touch_call(call_id).await?;
         Ok(event)
     }
 
@@ -437,6 +440,7 @@ impl Store {
         .bind(l.e2e_ms)
         .execute(&self.pool)
         .await?;
+        self.touch_call(&turn.call_id).await?;
         Ok(())
     }
 

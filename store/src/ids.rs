@@ -1,6 +1,7 @@
 //! Typed ids. Every row id is a text UUIDv7, but a call's id and a tenant's id are not
 //! interchangeable: each has its own type, so a tenant id can never be passed where a call id
-//! is expected (and the compiler says so), across every crate that uses the store.
+//! is expected (and the compiler says so), across every crate that uses the store. They bind
+//! and decode as the TEXT they are stored as.
 
 use std::fmt;
 
@@ -10,9 +11,20 @@ macro_rules! text_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(
-            Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            Debug,
+            Clone,
+            Default,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            Serialize,
+            Deserialize,
+            sqlx::Type,
         )]
         #[serde(transparent)]
+        #[sqlx(transparent)]
         pub struct $name(String);
 
         impl $name {

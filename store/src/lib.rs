@@ -12,22 +12,32 @@
 //! - no engine-specific SQL (no `RETURNING`-dependent logic, no `ON CONFLICT` variants that
 //!   differ, no `SERIAL`/`AUTOINCREMENT`, row-value comparisons only where both support them).
 
+mod analytics;
 mod api_keys;
+mod billing;
+mod bulk;
 mod calls;
 mod customers;
 mod error;
+mod export;
 mod ids;
 mod messages;
+mod outbox;
 mod phone_numbers;
 mod pool;
 mod quality;
+pub mod rollup;
 mod secrets;
+mod tenant_admin;
 mod tenants;
 mod usage;
 mod vocabulary;
 mod zoho;
 
+pub use analytics::{RangePiece, grain_for, plan_range};
 pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
+pub use billing::{CheckoutSession, Payment, Subscription, WebhookApplied, WebhookEffect};
+pub use bulk::{BulkCall, BulkFold};
 pub use calls::{
     Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
     TurnLatency,
@@ -37,15 +47,19 @@ pub use customers::{
     Upserted,
 };
 pub use error::StoreError;
+pub use export::{ExportFilter, ExportedCall};
 pub use ids::{CallId, TenantId};
 pub use messages::{
     Callback, CallbackStatus, CreatedCursor, ListFilter, Message, MessageStatus, NewCallback,
     NewMessage, Page,
 };
+pub use outbox::{Enqueued, NewMail, OutboxMail};
 pub use phone_numbers::PhoneNumber;
 pub use pool::{Backend, Store, StoreOptions};
 pub use quality::CallQuality;
+pub use rollup::{CallFacts, Contribution, FoldOutcome, FoldTask, LedgerEntry, RollupTotals};
 pub use secrets::{KeyUsage, NewSecret, StoredSecret};
+pub use tenant_admin::{TenantSettings, TrunkRoute};
 pub use tenants::Tenant;
 pub use usage::UsageRecord;
 pub use vocabulary::{EndReason, EventKind};

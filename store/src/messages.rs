@@ -158,6 +158,10 @@ impl Store {
         .bind(&m.handled_by)
         .execute(&self.pool)
         .await?;
+        if let Some(call_id) = &m.call_id {
+            // A message taken means the call was not contained (see `rollup`).
+            self.touch_call(call_id).await?;
+        }
         Ok(m)
     }
 
@@ -266,6 +270,9 @@ impl Store {
         .bind(c.closed_at)
         .execute(&self.pool)
         .await?;
+        if let Some(call_id) = &c.call_id {
+            self.touch_call(call_id).await?;
+        }
         Ok(c)
     }
 

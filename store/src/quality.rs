@@ -116,6 +116,7 @@ impl Store {
         .bind(q.recorded_at)
         .execute(&self.pool)
         .await?;
+        self.touch_call(&q.call_id).await?;
         Ok(())
     }
 

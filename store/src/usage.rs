@@ -52,6 +52,10 @@ impl Store {
         .bind(record.at)
         .execute(&self.pool)
         .await?;
+        if let Some(call_id) = call_id {
+            // The call's cost and analytics change with its usage (see `rollup`).
+            self.touch_call(call_id).await?;
+        }
         Ok(record)
     }
 

@@ -110,6 +110,10 @@ vocabulary! {
     SttUnavailable => "stt_unavailable": "no speech recognition (model missing): the caller heard an apology",
     /// No speech synthesis: the call was refused (503) or not dialled.
     TtsUnavailable => "tts_unavailable": "no speech synthesis: refused with 503, or not dialled",
+    /// Refused before answer: the tenant's plan has no minutes left (`[billing]`).
+    QuotaExceeded => "quota_exceeded": "refused before answer: the plan's included minutes are used",
+    /// Refused before answer: the tenant's plan allows no more concurrent calls.
+    PlanConcurrency => "plan_concurrency": "refused before answer: the plan's concurrent calls are in use",
     /// The dialog engine stopped answering.
     DialogFailed => "dialog_failed": "the dialog engine stopped answering",
     /// The daemon shut down and the grace period ran out.
@@ -188,8 +192,16 @@ vocabulary! {
     ToolRoundLimit => "tool_round_limit": "the LLM asked for more tool rounds than allowed",
     /// The LLM failed or stalled and the flow's fallback was spoken: `{reason}`.
     LlmFallback => "llm_fallback": "the LLM failed or stalled; the flow's fallback was used",
-    /// A payment link was asked for: `{customer_id, balance_minor, currency}`.
-    PaymentLinkRequested => "payment_link_requested": "a payment link was asked for",
+    /// A payment link was asked for (written by daemons before links were sent).
+    PaymentLinkRequested => "payment_link_requested": "a payment link was asked for (older daemons)",
+    /// A checkout link for the customer's invoice was e-mailed: `{customer_id, invoice}`.
+    PaymentLinkSent => "payment_link_sent": "a checkout link for the invoice was e-mailed: `{customer_id, invoice}`",
+    /// The link was created and its e-mail queued for retry: `{customer_id, invoice}`.
+    PaymentLinkQueued => "payment_link_queued": "the link was created and its e-mail queued for retry",
+    /// No link was sent: `{customer_id, reason: no_email|nothing_due}`.
+    PaymentLinkNotSent => "payment_link_not_sent": "no link was sent: `{reason: no_email|nothing_due}`",
+    /// Creating or sending the link failed: `{customer_id, error}`.
+    PaymentLinkFailed => "payment_link_failed": "creating or sending the link failed: `{error}`",
     /// A transcription failed: `{error}`.
     SttError => "stt_error": "a transcription failed: `{error}`",
     /// Answered without speech recognition: `{error}`.

@@ -5,7 +5,9 @@
 //! It is a dev-dependency only: nothing in the daemon links it. The fakes listen on
 //! 127.0.0.1 only and never reach the network.
 
+pub mod dodo;
 pub mod files;
 pub mod livekit;
 pub mod openai;
+pub mod resend;
 pub mod zoho;

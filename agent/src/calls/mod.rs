@@ -30,7 +30,7 @@ pub use listen::ListenConfig;
 pub use outbound::{
     OutboundError, OutboundProgress, OutboundRequest, OutboundResult, run_outbound,
 };
-pub use setup::{CallPlan, CallRequest};
+pub use setup::{CallPlan, CallRequest, SetupError};
 pub use speech::SpeechEngines;
 
 use crate::config::Config;

@@ -68,14 +68,19 @@ pub enum OutboundError {
     #[error("flow {0:?} is not loaded")]
     UnknownFlow(String),
     #[error("cannot set the call up: {0}")]
-    Setup(String),
+    Setup(#[from] super::SetupError),
 }
 
 impl OutboundError {
     /// The request itself is at fault (unknown trunk or flow, number not allow-listed), as
     /// opposed to the daemon's state.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, Self::Destination(_) | Self::UnknownFlow(_))
+        matches!(
+            self,
+            Self::Destination(_)
+                | Self::UnknownFlow(_)
+                | Self::Setup(super::SetupError::Plan(_) | super::SetupError::UnknownFlow(_))
+        )
     }
 }
 

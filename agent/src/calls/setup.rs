@@ -36,6 +36,21 @@ pub struct CallRequest {
     pub flow: Option<String>,
 }
 
+/// Why a call cannot be set up (it is refused before answer, or not dialled).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The dialled number maps to no tenant and `call.default_tenant` does not exist (or the
+    /// store could not say).
+    #[error("no tenant for the call: call.default_tenant {name:?} {detail}")]
+    NoTenant { name: String, detail: String },
+    #[error("flow {0:?} is not loaded")]
+    UnknownFlow(String),
+    /// The tenant's plan refuses the call (`[billing]`).
+    #[error("refused by the tenant's plan: {0}")]
+    Plan(#[from] billing::Refusal),
+}
+
 /// A call ready to be connected: its row is queued and its engine built.
 pub struct CallPlan {
     pub call_id: store::CallId,
@@ -48,7 +63,7 @@ pub struct CallPlan {
 impl CallPlan {
     /// Resolves tenant and flow, queues the call row, looks the customer up (bounded wait) and
     /// builds the engine. Errors say why the call cannot be taken.
-    pub async fn prepare(rt: &CallRuntime, request: CallRequest) -> Result<CallPlan, String> {
+    pub async fn prepare(rt: &CallRuntime, request: CallRequest) -> Result<CallPlan, SetupError> {
         let started_at = now_ms();
         let number = match request.direction {
             CallDirection::Inbound => rt.store.phone_number(&request.to).await.ok().flatten(),
@@ -68,13 +83,26 @@ impl CallPlan {
                         .clone()
                         .unwrap_or_else(|| rt.config.flows.default.clone()),
                 ),
-                other => return Err(format!("no default tenant ({other:?})")),
+                Ok(None) => {
+                    return Err(SetupError::NoTenant {
+                        name: rt.config.call.default_tenant.clone(),
+                        detail: "does not exist".to_owned(),
+                    });
+                }
+                Err(e) => {
+                    return Err(SetupError::NoTenant {
+                        name: rt.config.call.default_tenant.clone(),
+                        detail: format!("could not be read: {e}"),
+                    });
+                }
             },
         };
+        // billing (issue 11): over the plan's limits the call is refused here, before answer.
+        crate::billing::admit(rt, &tenant_id, &request).await?;
         let flow: Arc<Flow> = rt
             .flows
             .get(&flow_name)
-            .ok_or_else(|| format!("flow {flow_name:?} is not loaded"))?;
+            .ok_or_else(|| SetupError::UnknownFlow(flow_name.clone()))?;
         let call_id = store::CallId::generate();
         let (recorder, recorder_task) =
             Recorder::spawn(rt.store.clone(), tenant_id.clone(), call_id.clone());

@@ -24,8 +24,9 @@ pub enum KeysCommand {
         /// Tenant name the key belongs to
         #[arg(long)]
         tenant: String,
-        /// What the key may do: admin or supervisor
-        #[arg(long, value_parser = ["admin", "supervisor"])]
+        /// What the key may do: supervisor (read), admin (its tenant), or platform (every
+        /// tenant: create tenants, assign numbers and plans; only made here, never over HTTP)
+        #[arg(long, value_parser = ["admin", "supervisor", "platform"])]
         role: String,
     },
     /// Revoke an API key by id; requests with it get 401 from then on

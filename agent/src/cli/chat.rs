@@ -367,14 +367,21 @@ impl CallServices for ChatServices {
         Box::pin(async { Ok(()) })
     }
 
-    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, ()> {
+    fn send_payment_link<'a>(
+        &'a self,
+        id: &'a CustomerId,
+    ) -> ServiceFuture<'a, dialogs::PaymentLinkResult> {
         Box::pin(async move {
             // Same answer as the daemon for a customer that is not the tenant's.
             if self.inner.customer(id).await?.is_none() {
                 return Err(ServiceError::Unavailable);
             }
-            self.note(format!("payment link requested for customer {}", id.0));
-            Ok(())
+            // The chat simulator sends nothing; it plays the "sent" branch and says so here.
+            self.note(format!(
+                "payment link for customer {} (simulated: nothing is sent from chat)",
+                id.0
+            ));
+            Ok(dialogs::PaymentLinkResult::Sent)
         })
     }
 

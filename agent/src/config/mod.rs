@@ -3,6 +3,7 @@
 //!
 //! `config/agent.toml` documents every key; a test keeps it in step with these defaults.
 
+mod billing;
 mod integrations;
 mod load;
 mod secret;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use billing::{BillingConfig, DodoConfig, EmailConfig, OverageConfig, PlanConfig, PriceConfig};
 pub use integrations::{SecurityConfig, ZohoConfig};
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
@@ -40,6 +42,9 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[zoho]`: Zoho CRM and Books.
     pub zoho: ZohoConfig,
+    pub billing: BillingConfig,
+    pub dodo: DodoConfig,
+    pub email: EmailConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

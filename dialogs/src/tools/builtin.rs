@@ -203,7 +203,7 @@ pub(crate) async fn run_tool(
                     Err(e) => failed(e),
                 },
                 _ => match ctx.host.send_payment_link(&customer.id).await {
-                    Ok(()) => ToolOutcome::status("ok"),
+                    Ok(result) => ToolOutcome::status(result.status()),
                     Err(e) => failed(e),
                 },
             }

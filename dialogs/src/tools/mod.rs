@@ -38,11 +38,39 @@ pub trait CallServices: Send + Sync {
     fn take_message(&self, message: NewMessage) -> ServiceFuture<'_, ()>;
     /// Stores a callback request.
     fn schedule_callback(&self, callback: NewCallback) -> ServiceFuture<'_, ()>;
-    /// Sends the customer a payment link through the channel on file.
-    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, ()>;
+    /// Sends the customer a payment link through the channel on file, and says exactly what
+    /// happened (the flow repeats it to the caller).
+    fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, PaymentLinkResult>;
     /// Records a call event (refusal, outcome, fallback…). Must not block: the agent's
     /// implementation forwards it to the call actor's bounded store channel.
     fn record_event(&self, event: CallEvent);
+}
+
+/// What [`CallServices::send_payment_link`] did. The tool reports it as its `status`: `ok`,
+/// `queued`, `no_email`, `nothing_due` (a failure is `error`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PaymentLinkResult {
+    /// The link was e-mailed (the mail provider accepted it).
+    Sent,
+    /// The link exists and its e-mail is queued for another try.
+    Queued,
+    /// No e-mail address on file: nothing was sent.
+    NoEmail,
+    /// Nothing is owed: nothing was sent.
+    NothingDue,
+}
+
+impl PaymentLinkResult {
+    /// The tool status flows branch on.
+    pub fn status(self) -> &'static str {
+        match self {
+            PaymentLinkResult::Sent => "ok",
+            PaymentLinkResult::Queued => "queued",
+            PaymentLinkResult::NoEmail => "no_email",
+            PaymentLinkResult::NothingDue => "nothing_due",
+        }
+    }
 }
 
 /// Why a [`CallServices`] call failed.

@@ -14,6 +14,7 @@
 
 mod api_keys;
 mod calls;
+mod campaigns;
 mod customers;
 mod error;
 mod ids;
@@ -30,12 +31,18 @@ pub use calls::{
     Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
     TurnLatency,
 };
+pub use campaigns::{
+    AttemptEnd, AttemptResult, CallingWindow, Campaign, CampaignAttempt, CampaignContact,
+    CampaignKind, CampaignProgress, CampaignSettings, CampaignStatus, ClaimDecision, ClaimReport,
+    ClaimRequest, Claimed, ContactNext, ContactState, Disposition, DncEntry, DncSource,
+    FailurePause, NewCampaign, NewContact, NewDnc, RetryPolicy, RetryRule,
+};
 pub use customers::{
     Customer, CustomerPhone, CustomerUpsert, Invoice, InvoiceUpsert, PhoneKind, UpsertOutcome,
     Upserted,
 };
 pub use error::StoreError;
-pub use ids::{CallId, TenantId};
+pub use ids::{CallId, CampaignId, ContactId, TenantId};
 pub use messages::{
     Callback, CallbackStatus, CreatedCursor, ListFilter, Message, MessageStatus, NewCallback,
     NewMessage, Page,

@@ -8,11 +8,14 @@
 //! - [`directory`]: [`CustomerDirectory::lookup_caller`], caller ID → customer + invoices.
 //! - [`import`]: [`import_csv`] / [`import_invoices_csv`] (format in the module docs).
 //! - [`services`]: [`StoreCallServices`], one per call.
+//! - [`campaign`]: campaign contacts (CSV, customer filter), callee time zones, calling
+//!   windows ([`campaign::Schedule`]), settings validation, do-not-call CSVs.
 //!
 //! What it does **not** do: it never talks to callers, and never issues SQL itself (storage
 //! goes through `store`). The Zoho OAuth + sync engine will live here too; it does not exist
 //! yet, so the cache is filled by CSV import.
 
+pub mod campaign;
 pub mod directory;
 pub mod import;
 pub mod money;

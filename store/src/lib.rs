@@ -34,8 +34,8 @@ pub use calls::{
 pub use campaigns::{
     AttemptEnd, AttemptResult, CallingWindow, Campaign, CampaignAttempt, CampaignContact,
     CampaignKind, CampaignProgress, CampaignSettings, CampaignStatus, ClaimDecision, ClaimReport,
-    ClaimRequest, Claimed, ContactNext, ContactState, Disposition, DncEntry, DncSource,
-    FailurePause, NewCampaign, NewContact, NewDnc, RetryPolicy, RetryRule,
+    ClaimRequest, Claimed, ContactNext, ContactState, CustomerToCall, Disposition, DncEntry,
+    DncSource, FailurePause, NewCampaign, NewContact, NewDnc, RetryPolicy, RetryRule,
 };
 pub use customers::{
     Customer, CustomerPhone, CustomerUpsert, Invoice, InvoiceUpsert, PhoneKind, UpsertOutcome,

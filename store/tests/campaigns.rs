@@ -342,8 +342,22 @@ async fn expired_leases_return_and_the_attempt_is_lost(store: &Store) {
 
 async fn a_number_is_dialled_by_one_call_at_a_time(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap().id;
-    let one = campaign(store, &t, "one", settings(5, 0.0), &[contact("+15551112222")]).await;
-    let two = campaign(store, &t, "two", settings(5, 0.0), &[contact("+15551112222")]).await;
+    let one = campaign(
+        store,
+        &t,
+        "one",
+        settings(5, 0.0),
+        &[contact("+15551112222")],
+    )
+    .await;
+    let two = campaign(
+        store,
+        &t,
+        "two",
+        settings(5, 0.0),
+        &[contact("+15551112222")],
+    )
+    .await;
     let a = store
         .claim_contacts(&req(&one, "a", 10_000, 5), |_| ClaimDecision::Claim)
         .await
@@ -393,7 +407,10 @@ async fn releases_and_renewals(store: &Store) {
         "not b's"
     );
     // Renewed leases hold past the first lease.
-    assert_eq!(store.renew_leases("a", 10_000 + 3 * LEASE).await.unwrap(), 2);
+    assert_eq!(
+        store.renew_leases("a", 10_000 + 3 * LEASE).await.unwrap(),
+        2
+    );
     let other = store
         .claim_contacts(&req(&c, "b", 10_000 + 2 * LEASE, 5), |_| {
             ClaimDecision::Claim
@@ -414,11 +431,19 @@ async fn releases_and_renewals(store: &Store) {
 async fn status_changes_and_self_pause(store: &Store) {
     let t = store.create_tenant("acme", 1).await.unwrap().id;
     let c = campaign(store, &t, "c", settings(5, 0.0), &contacts(2)).await;
-    assert!(store.pause_campaign(&c.id, "trunk refused 10 of 12", 5).await.unwrap());
+    assert!(
+        store
+            .pause_campaign(&c.id, "trunk refused 10 of 12", 5)
+            .await
+            .unwrap()
+    );
     assert!(!store.pause_campaign(&c.id, "again", 6).await.unwrap());
     let paused = store.campaign(&t, &c.id).await.unwrap().unwrap();
     assert_eq!(paused.status, CampaignStatus::Paused);
-    assert_eq!(paused.status_reason.as_deref(), Some("trunk refused 10 of 12"));
+    assert_eq!(
+        paused.status_reason.as_deref(),
+        Some("trunk refused 10 of 12")
+    );
     let r = store
         .claim_contacts(&req(&c, "a", 10_000, 5), |_| ClaimDecision::Claim)
         .await
@@ -439,7 +464,13 @@ async fn status_changes_and_self_pause(store: &Store) {
         .await;
     assert!(matches!(restart, Err(StoreError::Conflict { .. })));
     let gone = store
-        .set_campaign_status(&t, &store::CampaignId::new("nope"), CampaignStatus::Paused, None, 9)
+        .set_campaign_status(
+            &t,
+            &store::CampaignId::new("nope"),
+            CampaignStatus::Paused,
+            None,
+            9,
+        )
         .await;
     assert!(matches!(gone, Err(StoreError::NotFound { .. })));
 }

@@ -49,7 +49,9 @@ pub struct ClaimRequest<'a> {
 pub enum ClaimDecision {
     Claim,
     /// Not now (outside its calling window): look at it again at `until` (unix ms).
-    Defer { until: i64 },
+    Defer {
+        until: i64,
+    },
 }
 
 /// A claimed contact and when to dial it.

@@ -320,10 +320,7 @@ impl Store {
     }
 
     /// Contact counts by state and disposition, and attempts so far.
-    pub async fn campaign_progress(
-        &self,
-        id: &CampaignId,
-    ) -> Result<CampaignProgress, StoreError> {
+    pub async fn campaign_progress(&self, id: &CampaignId) -> Result<CampaignProgress, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COALESCE(disposition, ''), COUNT(*), \
              CAST(COALESCE(SUM(attempts), 0) AS BIGINT) \
@@ -580,4 +577,71 @@ pub(crate) fn contact_from_row(r: &AnyRow) -> Result<CampaignContact, StoreError
         last_call_id: r.get::<Option<String>, _>(18).map(CallId::new),
         updated_at: r.get(19),
     })
+}
+
+/// A customer of the cache to call, with the number chosen for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerToCall {
+    pub customer_id: String,
+    pub name: String,
+    pub balance_minor: i64,
+    pub currency: String,
+    /// E.164: the customer's mobile number if they have one, else work, home, other.
+    pub phone: String,
+}
+
+impl Store {
+    /// A tenant's customers owing at least `min_balance_minor` (in `currency` when given),
+    /// each with one number; a number shared by several customers goes to the first.
+    pub async fn customers_to_call(
+        &self,
+        tenant_id: &TenantId,
+        min_balance_minor: i64,
+        currency: Option<&str>,
+    ) -> Result<Vec<CustomerToCall>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, c.name, c.balance_minor, c.currency, p.e164, p.kind FROM customers c \
+             JOIN customer_phones p ON p.tenant_id = c.tenant_id AND p.customer_id = c.id \
+             WHERE c.tenant_id = $1 AND c.balance_minor >= $2 AND ($3 IS NULL OR c.currency = $3) \
+             ORDER BY c.id, p.e164",
+        )
+        .bind(tenant_id.as_str())
+        .bind(min_balance_minor)
+        .bind(currency)
+        .fetch_all(&self.pool)
+        .await?;
+        let rank = |kind: &str| match kind {
+            "mobile" => 0,
+            "work" => 1,
+            "home" => 2,
+            _ => 3,
+        };
+        let mut out: Vec<(CustomerToCall, u8)> = Vec::new();
+        for r in rows {
+            let id: String = r.get(0);
+            let kind: String = r.get(5);
+            let candidate = CustomerToCall {
+                customer_id: id,
+                name: r.get(1),
+                balance_minor: r.get(2),
+                currency: r.get(3),
+                phone: r.get(4),
+            };
+            match out.last_mut() {
+                Some((last, best)) if last.customer_id == candidate.customer_id => {
+                    if rank(&kind) < *best {
+                        *last = candidate;
+                        *best = rank(&kind);
+                    }
+                }
+                _ => out.push((candidate, rank(&kind))),
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        Ok(out
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| seen.insert(c.phone.clone()))
+            .collect())
+    }
 }

@@ -5,6 +5,7 @@
 //! `anyhow` only at the binary edge (`main.rs` and the command functions in [`cli`]).
 
 pub mod calls;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod config;

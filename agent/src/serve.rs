@@ -42,12 +42,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "agent ready"
     );
 
+    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
+    // Campaigns: this daemon's share of the outbound work (`campaigns::runner`). It has its own
+    // stop signal because it must be drained before the call manager shuts the SIP driver down.
+    let (campaigns_stop, campaigns_stop_rx) = watch::channel(false);
+    let campaigns = crate::campaigns::runner_for(&cfg, runtime.clone(), sip.clone())?
+        .map(|runner| tokio::spawn(runner.run(campaigns_stop_rx, grace)));
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = admin::router(
         admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
     );
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
-    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
         tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));
     let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
@@ -68,6 +74,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         grace_secs = grace.as_secs(),
         "shutting down: no new calls, finishing in-flight work"
     );
+    if let Some(mut campaigns) = campaigns {
+        // No new calls at all (new INVITEs get 503), then the campaign calls in progress
+        // finish (or are hung up after the grace period) while the SIP driver still runs.
+        sip.stop_accepting().await;
+        let _ = campaigns_stop.send(true);
+        if tokio::time::timeout(grace + Duration::from_secs(15), &mut campaigns)
+            .await
+            .is_err()
+        {
+            tracing::warn!("campaign calls did not finish in time");
+            campaigns.abort();
+        }
+    }
     let _ = stop_tx.send(true);
     // The call manager waits up to the grace period, then hangs up what is left.
     let deadline = grace + Duration::from_secs(6);

@@ -3,6 +3,7 @@
 //!
 //! `config/agent.toml` documents every key; a test keeps it in step with these defaults.
 
+mod campaigns;
 mod load;
 mod secret;
 mod trunks;
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use campaigns::{CampaignsConfig, TrunkLimit};
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
 pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
@@ -34,6 +36,7 @@ pub struct Config {
     pub llm: LlmConfig,
     pub flows: FlowsConfig,
     pub crm: CrmConfig,
+    pub campaigns: CampaignsConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

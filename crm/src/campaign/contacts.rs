@@ -158,6 +158,7 @@ pub fn parse_contacts_csv(
                 variables,
                 customer_id: cell(customer_col),
                 callback_id: None,
+                not_before: None,
             })
         })();
         match result {
@@ -310,6 +311,7 @@ pub async fn contacts_from_customers(
             variables,
             customer_id: Some(c.customer_id),
             callback_id: None,
+            not_before: None,
         });
     }
     Ok((contacts, skipped))

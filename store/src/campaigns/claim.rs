@@ -468,6 +468,38 @@ impl Store {
         Ok(released)
     }
 
+    /// Gives back `node`'s claim on a contact that was not dialled and should wait until
+    /// `at` (its calling window closed while it waited for the trunk). False when `node` did
+    /// not hold it.
+    pub async fn defer_claim(
+        &self,
+        node: &str,
+        contact: &ContactId,
+        at: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE campaign_contacts SET state = 'pending', next_attempt_at = $1, \
+             claimed_by = NULL, lease_until = NULL, dial_at = NULL, updated_at = $2 \
+             WHERE id = $3 AND state = 'claimed' AND claimed_by = $4",
+        )
+        .bind(at)
+        .bind(now)
+        .bind(contact.as_str())
+        .bind(node)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("DELETE FROM dialling_numbers WHERE contact_id = $1 AND claimed_by = $2")
+            .bind(contact.as_str())
+            .bind(node)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done == 1)
+    }
+
     /// At start-up: every claim `node` still holds is from its previous run. Attempts it had
     /// started are closed as `lost`; the contacts become pending again. Returns how many
     /// contacts were released.
@@ -499,26 +531,39 @@ impl Store {
         Ok(released)
     }
 
-    /// Extends every claim `node` holds (contacts and their numbers) to `until`; returns how
-    /// many contacts.
-    pub async fn renew_leases(&self, node: &str, until: i64) -> Result<u64, StoreError> {
+    /// Extends `node`'s claims on `contacts` (and their numbers) to `until`; returns how many
+    /// were still held. Claims not listed are left to expire: a claim the daemon lost track of
+    /// (a write that failed) returns to the pool after its lease.
+    pub async fn renew_leases(
+        &self,
+        node: &str,
+        contacts: &[ContactId],
+        until: i64,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let renewed = sqlx::query(
-            "UPDATE campaign_contacts SET lease_until = $1 WHERE claimed_by = $2 \
-             AND state = 'claimed' AND lease_until < $1",
-        )
-        .bind(until)
-        .bind(node)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query(
-            "UPDATE dialling_numbers SET lease_until = $1 WHERE claimed_by = $2 AND lease_until < $1",
-        )
-        .bind(until)
-        .bind(node)
-        .execute(&mut *tx)
-        .await?;
+        let mut renewed = 0;
+        for chunk in contacts.chunks(500) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let list = list.join(", ");
+            let sql = format!(
+                "UPDATE campaign_contacts SET lease_until = $1 WHERE claimed_by = $2 \
+                 AND state = 'claimed' AND id IN ({list})"
+            );
+            let mut q = sqlx::query(&sql).bind(until).bind(node);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            renewed += q.execute(&mut *tx).await?.rows_affected();
+            let sql = format!(
+                "UPDATE dialling_numbers SET lease_until = $1 WHERE claimed_by = $2 \
+                 AND contact_id IN ({list})"
+            );
+            let mut q = sqlx::query(&sql).bind(until).bind(node);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(renewed)
     }

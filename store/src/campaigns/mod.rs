@@ -96,6 +96,8 @@ pub struct NewContact {
     pub variables: serde_json::Map<String, serde_json::Value>,
     pub customer_id: Option<String>,
     pub callback_id: Option<String>,
+    /// Not before this time (unix ms); `None`: as soon as the campaign runs.
+    pub not_before: Option<i64>,
 }
 
 /// How far a campaign has come.
@@ -126,7 +128,7 @@ pub struct CampaignAttempt {
     pub detail: Option<String>,
 }
 
-/// Rows per multi-row insert: 8 binds per contact, far below both engines' limits.
+/// Rows per multi-row insert: 9 binds per contact, far below both engines' limits.
 const CONTACT_CHUNK: usize = 500;
 
 impl Store {
@@ -473,12 +475,12 @@ async fn insert_contacts(
              updated_at) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 8;
+            let b = i * 9;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, $1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, $3, $3)",
+                "(${}, $1, $2, ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', 0, ${}, $3)",
                 b + 4,
                 b + 5,
                 b + 6,
@@ -487,6 +489,7 @@ async fn insert_contacts(
                 b + 9,
                 b + 10,
                 b + 11,
+                b + 12,
             ));
         }
         if skip_existing {
@@ -505,7 +508,8 @@ async fn insert_contacts(
                 .bind(&c.time_zone)
                 .bind(serde_json::Value::Object(c.variables.clone()).to_string())
                 .bind(&c.customer_id)
-                .bind(&c.callback_id);
+                .bind(&c.callback_id)
+                .bind(c.not_before.unwrap_or(now));
         }
         let done = q
             .execute(&mut **tx)

@@ -408,8 +408,12 @@ async fn releases_and_renewals(store: &Store) {
     );
     // Renewed leases hold past the first lease.
     assert_eq!(
-        store.renew_leases("a", 10_000 + 3 * LEASE).await.unwrap(),
-        2
+        store
+            .renew_leases("a", &ids, 10_000 + 3 * LEASE)
+            .await
+            .unwrap(),
+        2,
+        "the released one is no longer a's"
     );
     let other = store
         .claim_contacts(&req(&c, "b", 10_000 + 2 * LEASE, 5), |_| {

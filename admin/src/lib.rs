@@ -7,6 +7,7 @@
 
 mod auth;
 mod calls;
+mod campaigns;
 mod customers;
 mod error;
 mod health;
@@ -18,10 +19,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
+pub use campaigns::CampaignSupport;
 pub use error::ApiError;
 pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
 
@@ -34,6 +37,9 @@ pub struct AppState {
     pub clock: Arc<dyn Fn() -> i64 + Send + Sync>,
     /// The SIP trunks' live state (GET /v1/trunks); `None` without a SIP side.
     pub trunks: Option<Arc<dyn TrunkDirectory>>,
+    /// Checks for campaign creation (flows, trunks, phone region); `None`: flows and trunks
+    /// are not checked and national numbers are read as US numbers.
+    pub campaigns: Option<CampaignSupport>,
 }
 
 impl AppState {
@@ -47,7 +53,14 @@ impl AppState {
             metrics,
             clock: Arc::new(unix_ms_now),
             trunks: None,
+            campaigns: None,
         }
+    }
+
+    /// Checks campaign requests against the daemon's flows, trunks and phone region.
+    pub fn with_campaigns(mut self, support: CampaignSupport) -> Self {
+        self.campaigns = Some(support);
+        self
     }
 
     /// Serves the trunks' state from `directory`.
@@ -69,6 +82,9 @@ pub fn unix_ms_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Largest request body for CSV uploads (campaign contacts, do-not-call lists).
+pub const UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
+
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
@@ -82,6 +98,23 @@ pub fn router(state: AppState) -> Router {
         .route("/callbacks/{id}/done", post(messages::mark_callback_done))
         .route("/customers", get(customers::by_phone))
         .route("/trunks", get(trunks::list))
+        .route(
+            "/campaigns",
+            get(campaigns::list)
+                .post(campaigns::create)
+                .layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        )
+        .route("/campaigns/{id}", get(campaigns::get_one))
+        .route("/campaigns/{id}/start", post(campaigns::start))
+        .route("/campaigns/{id}/pause", post(campaigns::pause))
+        .route("/campaigns/{id}/contacts", get(campaigns::contacts))
+        .route(
+            "/dnc",
+            get(campaigns::dnc_list)
+                .post(campaigns::dnc_add)
+                .layer(DefaultBodyLimit::max(UPLOAD_LIMIT)),
+        )
+        .route("/dnc/{phone}", delete(campaigns::dnc_remove))
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -51,7 +51,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = admin::router(
-        admin::AppState::new(store.clone(), metrics).with_trunks(crate::trunks::directory(&sip)),
+        admin::AppState::new(store.clone(), metrics)
+            .with_trunks(crate::trunks::directory(&sip))
+            .with_campaigns(crate::campaigns::admin_support(
+                &cfg,
+                runtime.flows.clone(),
+            )?),
     );
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
     let mut calls =

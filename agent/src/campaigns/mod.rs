@@ -20,3 +20,19 @@ pub use runner::{CampaignRunner, runner_for};
 pub use scheduler::{
     CallEnd, Dial, Finish, Input, Output, Scheduler, SchedulerConfig, TrunkLimits,
 };
+
+/// What the admin API checks new campaigns against: this daemon's flows (as loaded now,
+/// reloads included), trunks and phone region.
+pub fn admin_support(
+    cfg: &crate::config::Config,
+    flows: std::sync::Arc<dialogs::FlowRegistry>,
+) -> anyhow::Result<admin::CampaignSupport> {
+    let phones = crm::PhoneNormalizer::new(&cfg.crm.default_region)
+        .map_err(|e| anyhow::anyhow!("crm.default_region: {e}"))?;
+    let trunks: Vec<String> = cfg.trunks.iter().map(|t| t.name.clone()).collect();
+    Ok(admin::CampaignSupport {
+        phones,
+        flow_exists: std::sync::Arc::new(move |name: &str| flows.get(name).is_some()),
+        trunk_exists: std::sync::Arc::new(move |name: &str| trunks.iter().any(|t| t == name)),
+    })
+}

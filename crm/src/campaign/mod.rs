@@ -7,6 +7,7 @@
 //! windows with [`Schedule`].
 
 mod contacts;
+mod create;
 mod schedule;
 mod zones;
 
@@ -14,6 +15,7 @@ pub use contacts::{
     BadRow, CsvError, CustomerFilter, MAX_ROWS, RowProblem, contacts_from_customers,
     parse_contacts_csv, parse_dnc_csv, zone_for,
 };
+pub use create::{CampaignRequest, Checks, ContactSource, CreateError, create_campaign};
 pub use schedule::Schedule;
 pub use zones::{UnknownZone, parse_zones, zones_for_number};
 

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Config, ConfigError, Override};
 
 mod accounts;
+mod campaigns;
 mod chat;
 mod customers;
 mod dial;
@@ -72,6 +73,12 @@ pub enum Command {
     /// Manage the customer cache
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    /// Outbound campaigns: create (CSV, customers, callbacks), start, pause, status, list
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCommand),
+    /// The do-not-call list: add, import (CSV), remove, list
+    #[command(subcommand)]
+    Dnc(campaigns::DncCommand),
     /// Place one call through a trunk and run a flow on it; exit 0 answered, 1 not
     /// connected, 2 refused (unknown trunk or flow, number not allow-listed)
     Dial(dial::DialArgs),
@@ -117,7 +124,9 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // One line: the chain of causes, outermost first.
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<dial::Refused>().is_some() {
+            if e.downcast_ref::<dial::Refused>().is_some()
+                || e.downcast_ref::<campaigns::Invalid>().is_some()
+            {
                 return ExitCode::from(2);
             }
             ExitCode::FAILURE
@@ -166,6 +175,8 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Chat(args) => chat::run(args, &cfg).await,
         Command::Customers(cmd) => customers::run(cmd, &cfg).await,
         Command::Dial(args) => dial::run(args, &cfg).await,
+        Command::Campaigns(cmd) => campaigns::run(cmd, &cfg).await,
+        Command::Dnc(cmd) => campaigns::run_dnc(cmd, &cfg).await,
     }
 }
 

@@ -33,7 +33,7 @@ pub enum CampaignsCommand {
     /// number's country, else --default-time-zone), `customer_id`; other columns become flow
     /// variables. Every bad row is printed with its line and nothing is created.
     #[command(verbatim_doc_comment)]
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Start (or resume) a campaign
     Start(Which),
     /// Pause a campaign: no new calls; calls in progress finish
@@ -135,7 +135,7 @@ pub enum DncCommand {
 pub(super) async fn run(cmd: CampaignsCommand, cfg: &Config) -> anyhow::Result<()> {
     let store = open_store(cfg).await?;
     let result = match cmd {
-        CampaignsCommand::Create(args) => create(&store, cfg, args).await,
+        CampaignsCommand::Create(args) => create(&store, cfg, *args).await,
         CampaignsCommand::Start(w) => set_status(&store, w, CampaignStatus::Running).await,
         CampaignsCommand::Pause(w) => set_status(&store, w, CampaignStatus::Paused).await,
         CampaignsCommand::Status(w) => status(&store, w).await,

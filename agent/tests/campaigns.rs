@@ -5,10 +5,14 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Env, stderr, stdout};
+use serde_json::Value;
+use support::peers::free_port_block;
+use support::{Env, http_get, stderr, stdout};
 
 const TRUNK: &str = "[[trunks]]\nname = \"kam\"\nproxy = \"sip:127.0.0.1:5999\"\n\
                      keepalive_secs = 0\nallowed_destinations = [\"+1\"]\n";
@@ -137,32 +141,283 @@ fn cli_creates_campaigns_only_from_valid_input_and_manages_the_dnc_list() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-/// Counts per number of what a process printed as `DIALLED <number>` lines (SIPp's log).
-fn count_lines(text: &str, prefix: &str) -> HashMap<String, u32> {
-    let mut counts = HashMap::new();
-    for line in text.lines() {
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            *counts.entry(rest.trim().to_owned()).or_default() += 1;
-        }
-    }
-    counts
+/// A PostgreSQL database of its own on the test server, dropped afterwards.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
 }
 
-#[allow(dead_code)]
-fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return true;
+impl PgDb {
+    fn create() -> PgDb {
+        let admin_url = std::env::var("AGENT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("agent_campaigns_{}_{nanos}", std::process::id());
+        pg_exec(&admin_url, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        PgDb {
+            admin_url,
+            name,
+            url,
         }
-        std::thread::sleep(Duration::from_millis(200));
     }
-    false
+
+    /// Rows of `(text, count)` from a two-column query.
+    fn counts(&self, sql: &str) -> Vec<(String, i64)> {
+        block_on(async {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&mut conn).await.unwrap();
+            rows.iter()
+                .map(|r| (r.get::<String, _>(0), r.get::<i64, _>(1)))
+                .collect()
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        pg_exec(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
+    }
+}
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn pg_exec(url: &str, sql: &str) {
+    block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("PostgreSQL on AGENT_TEST_POSTGRES_URL (127.0.0.1:5432)");
+        sqlx::Executor::execute(&mut conn, sql).await.expect(sql);
+    });
+}
+
+/// SIPp as the far end of a trunk: answers every call (`tests/sipp/campaign_callee.xml`),
+/// tracing every message it exchanged.
+struct SippCallee {
+    child: Child,
+    port: u16,
+    trace: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SippCallee {
+    fn start() -> SippCallee {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port_block(6);
+        let trace = dir.path().join("messages.log");
+        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/campaign_callee.xml");
+        let child = Command::new("sipp")
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mp", &(port + 2).to_string(), "-nostdin"])
+            .args(["-trace_msg", "-message_file"])
+            .arg(&trace)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sipp is installed by ./test");
+        std::thread::sleep(Duration::from_millis(300));
+        SippCallee {
+            child,
+            port,
+            trace,
+            _dir: dir,
+        }
+    }
+
+    /// Distinct calls (Call-IDs) of the INVITEs received, per Request-URI user.
+    fn calls_per_number(&self) -> HashMap<String, HashSet<String>> {
+        let text = std::fs::read_to_string(&self.trace).unwrap_or_default();
+        let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+        for m in support::sipp::parse_trace(&text) {
+            let first = m.text.lines().next().unwrap_or("");
+            if m.sent || !first.starts_with("INVITE sip:") {
+                continue;
+            }
+            let user = first["INVITE sip:".len()..]
+                .split('@')
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let call_id = m.header("Call-ID").unwrap_or("").to_owned();
+            out.entry(user).or_default().insert(call_id);
+        }
+        out
+    }
+}
+
+impl Drop for SippCallee {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `agent ARGS` with the config of `env` and the database at `db_url`.
+fn agent_with_db(env: &Env, db_url: &str, args: &[&str]) -> String {
+    let out = Command::new(support::BIN)
+        .arg("--config")
+        .arg(&env.config)
+        .args(args)
+        .env("AGENT__DATABASE__URL", db_url)
+        .current_dir(env.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    stdout(&out)
+}
+
+/// The daemon config for campaign tests: no speech recognition model needed (a remote STT
+/// that is never reached: callees say nothing), fast polling, short leases.
+fn campaign_env(node: &str, trunk: &str, extra: &str) -> Env {
+    Env::new(&format!(
+        "[node]\nid = \"{node}\"\n\
+         [stt]\nprovider = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\
+         [campaigns]\npoll_ms = 100\nlease_secs = 5\n{extra}\n{trunk}"
+    ))
+}
+
+fn wait_for_campaign(daemon: &support::Daemon, key: &str, id: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (status, body) =
+            http_get(&daemon.url(&format!("/v1/campaigns/{id}")), Some(key)).expect("admin API");
+        assert_eq!(status, 200, "{body}");
+        let c: Value = serde_json::from_str(&body).unwrap();
+        if c["status"] == "completed" || Instant::now() > deadline {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn contacts_csv(dir: &Path, numbers: &[String]) -> PathBuf {
+    let path = dir.join("contacts.csv");
+    let mut text = String::from("phone,name\n");
+    for (i, n) in numbers.iter().enumerate() {
+        text.push_str(&format!("{n},Customer {i}\n"));
+    }
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 #[test]
-fn count_lines_counts_per_number() {
-    let c = count_lines("DIALLED +1\nx\nDIALLED +1\nDIALLED +2\n", "DIALLED ");
-    assert_eq!(c["+1"], 2);
-    assert_eq!(c["+2"], 1);
+fn two_daemons_on_one_postgres_never_dial_a_number_twice() {
+    let db = PgDb::create();
+    let sipp = SippCallee::start();
+    let trunk = format!(
+        "[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:{}\"\nkeepalive_secs = 0\n\
+         allowed_destinations = [\"+1\"]\n",
+        sipp.port
+    );
+    let limits = "trunk_max_concurrent = 10\ntrunk_calls_per_second = 50.0\n";
+    let a = campaign_env("node-a", &trunk, limits);
+    let b = campaign_env("node-b", &trunk, limits);
+    let numbers: Vec<String> = (0..200).map(|i| format!("+1212555{i:04}")).collect();
+    let csv = contacts_csv(a.dir.path(), &numbers);
+    let created = agent_with_db(
+        &a,
+        &db.url,
+        &[
+            "campaigns",
+            "create",
+            "two-daemons",
+            "--tenant",
+            "default",
+            "--flow",
+            "payment_reminder",
+            "--trunk",
+            "carrier",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--window",
+            "mon-sun 00:00-24:00",
+            "--max-concurrent",
+            "20",
+            "--calls-per-second",
+            "40",
+            "--start",
+        ],
+    );
+    let id = created.split_whitespace().nth(1).unwrap().to_owned();
+    let key = agent_with_db(
+        &a,
+        &db.url,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "default",
+            "--role",
+            "supervisor",
+        ],
+    )
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+
+    let started = Instant::now();
+    let env = [("AGENT__DATABASE__URL", db.url.as_str())];
+    let da = a.serve_with(&[], &env);
+    let db_ = b.serve_with(&[], &env);
+    let c = wait_for_campaign(&da, &key, &id, Duration::from_secs(50));
+    let took = started.elapsed();
+    assert_eq!(
+        c["status"],
+        "completed",
+        "{c:#}\nnode-a log:\n{}\nnode-b log:\n{}",
+        da.log_text(),
+        db_.log_text()
+    );
+    assert_eq!(c["progress"]["done"], 200, "{c:#}");
+    assert_eq!(
+        c["progress"]["attempts"], 200,
+        "one attempt per contact: {c:#}"
+    );
+    assert_eq!(c["progress"]["dispositions"]["answered"], 200, "{c:#}");
+
+    // The callee's side: every number rang exactly once.
+    std::thread::sleep(Duration::from_millis(500));
+    let calls = sipp.calls_per_number();
+    assert_eq!(calls.len(), 200, "numbers dialled");
+    for n in &numbers {
+        assert_eq!(
+            calls.get(n).map(HashSet::len),
+            Some(1),
+            "{n} dialled {:?}",
+            calls.get(n)
+        );
+    }
+    // Both daemons took part, and nothing is left claimed.
+    let per_node =
+        db.counts("SELECT node, COUNT(*) FROM campaign_attempts GROUP BY node ORDER BY node");
+    let nodes: Vec<&str> = per_node.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, ["node-a", "node-b"], "{per_node:?}");
+    assert_eq!(per_node.iter().map(|(_, c)| c).sum::<i64>(), 200);
+    let left = db.counts("SELECT 'locks', COUNT(*) FROM dialling_numbers");
+    assert_eq!(left[0].1, 0, "number locks released");
+    eprintln!("200 contacts, two daemons: {took:?}; per node {per_node:?}");
+    let (code_a, _) = da.terminate();
+    let (code_b, _) = db_.terminate();
+    assert_eq!((code_a, code_b), (Some(0), Some(0)));
 }

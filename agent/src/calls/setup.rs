@@ -125,12 +125,21 @@ impl CallPlan {
 
     /// The call never connected: store why and wait for the writes.
     pub async fn abandon(self, reason: store::EndReason) {
-        self.recorder.record(Record::Ended {
+        let CallPlan {
+            recorder,
+            recorder_task,
+            engine,
+            ..
+        } = self;
+        recorder.record(Record::Ended {
             at: now_ms(),
             reason,
         });
-        drop(self.recorder);
-        let _ = self.recorder_task.await;
+        // The engine's call services hold a clone of the recorder (the flow's event sink):
+        // the recorder's queue closes, and its task ends, only once both are gone.
+        drop(engine);
+        drop(recorder);
+        let _ = recorder_task.await;
     }
 
     /// Runs the conversation on `leg` until the call ends; returns how it ended.

@@ -421,3 +421,201 @@ fn two_daemons_on_one_postgres_never_dial_a_number_twice() {
     let (code_b, _) = db_.terminate();
     assert_eq!((code_a, code_b), (Some(0), Some(0)));
 }
+
+/// Rejects every call a manual-answer baresip rings with, through its ctrl_tcp control
+/// socket (baresip answers `486 Rejected`).
+struct Rejector {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u32>>,
+}
+
+impl Rejector {
+    fn start(baresip_dir: &Path) -> Rejector {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let config = std::fs::read_to_string(baresip_dir.join("config")).unwrap();
+        let addr = config
+            .lines()
+            .find_map(|l| l.strip_prefix("ctrl_tcp_listen "))
+            .expect("ctrl_tcp in the baresip config")
+            .trim()
+            .to_owned();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut rejected = 0;
+            let mut stream = loop {
+                if flag.load(Ordering::Relaxed) {
+                    return rejected;
+                }
+                match std::net::TcpStream::connect(&addr) {
+                    Ok(s) => break s,
+                    Err(_) => std::thread::sleep(Duration::from_millis(100)),
+                }
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut seen = String::new();
+            let mut buf = [0u8; 4096];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(n) = stream.read(&mut buf) {
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+                while let Some(at) = seen.find("\"CALL_INCOMING\"") {
+                    seen.drain(..at + 15);
+                    let cmd = br#"{"command":"hangup"}"#;
+                    let _ = stream.write_all(format!("{}:", cmd.len()).as_bytes());
+                    let _ = stream.write_all(cmd);
+                    let _ = stream.write_all(b",");
+                    rejected += 1;
+                }
+            }
+            rejected
+        });
+        Rejector {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; how many calls it rejected.
+    fn finish(mut self) -> u32 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+fn contact_by_phone<'a>(contacts: &'a Value, phone: &str) -> &'a Value {
+    contacts["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["phone"] == phone)
+        .unwrap_or_else(|| panic!("{phone} in {contacts:#}"))
+}
+
+#[test]
+fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions() {
+    use support::kamailio::Kamailio;
+    use support::peers::Baresip;
+    const ANSWERS: &str = "+12125550101";
+    const REJECTS: &str = "+12125550102";
+    const RINGS: &str = "+12125550103";
+    let kam = Kamailio::start_with_users(&[(ANSWERS, "pw1"), (REJECTS, "pw2"), (RINGS, "pw3")]);
+    let phones = tempfile::tempdir().unwrap();
+    let wav = phones.path().join("silence.wav");
+    let status = Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&wav)
+        .args(["trim", "0", "2"])
+        .status()
+        .expect("sox");
+    assert!(status.success());
+    let dir = |name: &str| {
+        let d = phones.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let max = Duration::from_secs(90);
+    let mut answers = Baresip::answer_registered(&dir("a"), ANSWERS, "pw1", &kam.addr(), &wav, max);
+    let mut rejects = Baresip::ring_registered(&dir("r"), REJECTS, "pw2", &kam.addr(), &wav, max);
+    let mut rings = Baresip::ring_registered(&dir("n"), RINGS, "pw3", &kam.addr(), &wav, max);
+    for phone in [&mut answers, &mut rejects, &mut rings] {
+        phone.wait_registered(Duration::from_secs(10));
+    }
+    let rejector = Rejector::start(&dir("r"));
+
+    let trunk = format!(
+        "[[trunks]]\nname = \"kam\"\nproxy = \"sip:{}\"\nusername = \"agent\"\n\
+         password = \"agentpw\"\nrealm = \"127.0.0.1\"\nkeepalive_secs = 0\n\
+         allowed_destinations = [\"+1\"]\n",
+        kam.addr()
+    );
+    let env = campaign_env("solo", &trunk, "[call]\nringing_timeout_secs = 3\n");
+    let numbers = [ANSWERS, REJECTS, RINGS].map(str::to_owned);
+    let csv = contacts_csv(env.dir.path(), &numbers);
+    let created = ok(
+        &env,
+        &[
+            "campaigns",
+            "create",
+            "kam",
+            "--tenant",
+            "default",
+            "--flow",
+            "payment_reminder",
+            "--trunk",
+            "kam",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--window",
+            "mon-sun 00:00-24:00",
+            "--retry",
+            "busy=2/1",
+            "--retry",
+            "no_answer=2/1",
+            "--calls-per-second",
+            "5",
+            "--start",
+        ],
+    );
+    let id = created.split_whitespace().nth(1).unwrap().to_owned();
+    let key = ok(
+        &env,
+        &[
+            "keys",
+            "create",
+            "--tenant",
+            "default",
+            "--role",
+            "supervisor",
+        ],
+    )
+    .lines()
+    .last()
+    .unwrap()
+    .to_owned();
+    let daemon = env.serve();
+    let c = wait_for_campaign(&daemon, &key, &id, Duration::from_secs(60));
+    assert_eq!(c["status"], "completed", "{c:#}\n{}", daemon.log_text());
+    let (_, body) = http_get(
+        &daemon.url(&format!("/v1/campaigns/{id}/contacts")),
+        Some(&key),
+    )
+    .unwrap();
+    let contacts: Value = serde_json::from_str(&body).unwrap();
+
+    let answered = contact_by_phone(&contacts, ANSWERS);
+    assert_eq!(answered["disposition"], "answered", "{answered:#}");
+    assert_eq!(answered["attempts"], 1);
+    let rejected = contact_by_phone(&contacts, REJECTS);
+    assert_eq!(
+        rejected["disposition"], "busy",
+        "486 from the phone: {rejected:#}"
+    );
+    assert_eq!(rejected["attempts"], 2, "retried once (busy=2/1)");
+    let unanswered = contact_by_phone(&contacts, RINGS);
+    assert_eq!(unanswered["disposition"], "no_answer", "{unanswered:#}");
+    assert_eq!(unanswered["attempts"], 2, "retried once (no_answer=2/1)");
+    assert_eq!(rejector.finish(), 2, "the rejecting phone rang twice");
+    assert!(answers.established(), "{}", answers.log());
+
+    // The answered call is stored with the campaign noted on it.
+    let call_id = answered["last_call_id"].as_str().unwrap();
+    let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{call_id}")), Some(&key)).unwrap();
+    let call: Value = serde_json::from_str(&body).unwrap();
+    let kinds: Vec<&str> = call["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"campaign_attempt"), "{kinds:?}");
+    assert!(kinds.contains(&"answered"), "{kinds:?}");
+    // Kamailio relayed each attempt to the phones (3 numbers, 5 calls).
+    let relayed = kam.log_lines("AUTHENTICATED INVITE from sip:agent@");
+    assert_eq!(relayed.len(), 5, "{relayed:#?}");
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0));
+}

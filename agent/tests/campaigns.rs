@@ -619,3 +619,176 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
 }
+
+/// Attempts and their results, per number, from the SQLite database of `env`.
+fn attempts_by_number(db_path: &Path) -> Vec<(String, Option<String>, Option<i64>)> {
+    block_on(async {
+        use sqlx::{Connection, Row};
+        let url = format!("sqlite://{}", db_path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT c.phone, a.result, a.ended_at FROM campaign_attempts a \
+             JOIN campaign_contacts c ON c.id = a.contact_id ORDER BY c.phone, a.seq",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        rows.iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    })
+}
+
+fn claimed_contacts(db_path: &Path) -> i64 {
+    block_on(async {
+        use sqlx::{Connection, Row};
+        let url = format!("sqlite://{}", db_path.display());
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM campaign_contacts WHERE state = 'claimed'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0)
+    })
+}
+
+#[test]
+fn sigterm_finishes_calls_and_releases_claims_and_a_killed_daemons_claims_return() {
+    let sipp = SippCallee::start();
+    let trunk = format!(
+        "[[trunks]]\nname = \"carrier\"\nproxy = \"sip:127.0.0.1:{}\"\nkeepalive_secs = 0\n\
+         allowed_destinations = [\"+1\"]\n",
+        sipp.port
+    );
+    let a = campaign_env("node-a", &trunk, "");
+    let db_path = a.dir.path().join("agent.db");
+    let numbers: Vec<String> = (0..12).map(|i| format!("+1212555{i:04}")).collect();
+    let csv = contacts_csv(a.dir.path(), &numbers);
+    ok(
+        &a,
+        &[
+            "campaigns",
+            "create",
+            "stops",
+            "--tenant",
+            "default",
+            "--flow",
+            "payment_reminder",
+            "--trunk",
+            "carrier",
+            "--csv",
+            csv.to_str().unwrap(),
+            "--window",
+            "mon-sun 00:00-24:00",
+            "--max-concurrent",
+            "3",
+            "--calls-per-second",
+            "2",
+            "--start",
+        ],
+    );
+
+    // SIGTERM while calls are up and more are claimed: the calls finish (SIPp hangs up after
+    // 1 s, well within the 5 s grace), the claims not dialled are released.
+    let daemon = a.serve();
+    assert!(wait_until(Duration::from_secs(15), || {
+        sipp.calls_per_number().len() >= 2
+    }));
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        took < Duration::from_secs(5),
+        "calls finished within the grace: {took:?}"
+    );
+    assert_eq!(claimed_contacts(&db_path), 0, "no claim left behind");
+    let attempts = attempts_by_number(&db_path);
+    assert!(!attempts.is_empty());
+    for (phone, result, ended) in &attempts {
+        assert_eq!(result.as_deref(), Some("answered"), "{phone}: {attempts:?}");
+        assert!(ended.is_some());
+    }
+    let rang = sipp.calls_per_number();
+    assert_eq!(
+        rang.values().map(HashSet::len).sum::<usize>(),
+        attempts.len(),
+        "every call placed is recorded, once: {rang:?} vs {attempts:?}"
+    );
+
+    // SIGKILL mid-call: another daemon takes the contacts over once the lease (5 s) runs
+    // out; the call the dead daemon had up is recorded as lost.
+    let mut killed = a.serve();
+    let before = rang.values().map(HashSet::len).sum::<usize>();
+    assert!(wait_until(Duration::from_secs(15), || {
+        sipp.calls_per_number()
+            .values()
+            .map(HashSet::len)
+            .sum::<usize>()
+            > before
+    }));
+    killed.child.kill().unwrap();
+    let _ = killed.child.wait();
+    let b = campaign_env("node-b", &trunk, "");
+    let daemon = b.serve_with(
+        &[],
+        &[(
+            "AGENT__DATABASE__URL",
+            &format!("sqlite://{}", db_path.display()),
+        )],
+    );
+    let status = || {
+        let out = Command::new(support::BIN)
+            .arg("--config")
+            .arg(&b.config)
+            .args(["campaigns", "status", "stops", "--tenant", "default"])
+            .env(
+                "AGENT__DATABASE__URL",
+                format!("sqlite://{}", db_path.display()),
+            )
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    assert!(
+        wait_until(Duration::from_secs(40), || status().contains("(completed,")),
+        "{}\n{}",
+        status(),
+        daemon.log_text()
+    );
+    let attempts = attempts_by_number(&db_path);
+    let lost: Vec<_> = attempts
+        .iter()
+        .filter(|(_, r, _)| r.as_deref() == Some("lost"))
+        .collect();
+    assert!(
+        !lost.is_empty(),
+        "the killed call is recorded as lost: {attempts:?}"
+    );
+    let answered: HashSet<&str> = attempts
+        .iter()
+        .filter(|(_, r, _)| r.as_deref() == Some("answered"))
+        .map(|(p, _, _)| p.as_str())
+        .collect();
+    assert_eq!(
+        answered.len(),
+        12,
+        "every number reached once: {attempts:?}"
+    );
+    let answered_total = attempts
+        .iter()
+        .filter(|(_, r, _)| r.as_deref() == Some("answered"))
+        .count();
+    assert_eq!(answered_total, 12, "nobody reached twice");
+    let (code, _) = daemon.terminate();
+    assert_eq!(code, Some(0));
+}
+
+fn wait_until(within: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}

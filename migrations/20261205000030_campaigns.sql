@@ -67,7 +67,9 @@ CREATE TABLE campaign_contacts (
     updated_at       BIGINT NOT NULL,
     UNIQUE (campaign_id, phone)
 );
-CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign_id, state, next_attempt_at);
+-- Claims walk this in (next_attempt_at, id) order: with id in the index the LIMIT stops after a
+-- few rows even when thousands are due at the same instant.
+CREATE INDEX campaign_contacts_due ON campaign_contacts (campaign_id, state, next_attempt_at, id);
 CREATE INDEX campaign_contacts_claims ON campaign_contacts (claimed_by, state);
 CREATE UNIQUE INDEX campaign_contacts_callback ON campaign_contacts (callback_id);
 

@@ -609,7 +609,8 @@ async fn complete_if_done(
     let done = sqlx::query(
         "UPDATE campaigns SET status = 'completed', status_reason = NULL, updated_at = $1 \
          WHERE id = $2 AND status = 'running' AND kind = 'list' AND NOT EXISTS \
-         (SELECT 1 FROM campaign_contacts WHERE campaign_id = $2 AND state <> 'done')",
+         (SELECT 1 FROM campaign_contacts WHERE campaign_id = $2 \
+          AND state IN ('pending', 'claimed'))",
     )
     .bind(now)
     .bind(id.as_str())

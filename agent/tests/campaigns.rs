@@ -620,7 +620,7 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
     assert_eq!(code, Some(0));
 }
 
-/// Attempts and their results, per number, from the SQLite database of `env`.
+/// Attempts of campaign `stops` and their results, per number, from a SQLite database.
 fn attempts_by_number(db_path: &Path) -> Vec<(String, Option<String>, Option<i64>)> {
     block_on(async {
         use sqlx::{Connection, Row};
@@ -628,7 +628,9 @@ fn attempts_by_number(db_path: &Path) -> Vec<(String, Option<String>, Option<i64
         let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
         let rows = sqlx::query(
             "SELECT c.phone, a.result, a.ended_at FROM campaign_attempts a \
-             JOIN campaign_contacts c ON c.id = a.contact_id ORDER BY c.phone, a.seq",
+             JOIN campaign_contacts c ON c.id = a.contact_id \
+             JOIN campaigns k ON k.id = a.campaign_id WHERE k.name = 'stops' \
+             ORDER BY c.phone, a.seq",
         )
         .fetch_all(&mut conn)
         .await
@@ -728,13 +730,47 @@ fn sigterm_finishes_calls_and_releases_claims_and_a_killed_daemons_claims_return
     killed.child.kill().unwrap();
     let _ = killed.child.wait();
     let b = campaign_env("node-b", &trunk, "");
-    let daemon = b.serve_with(
-        &[],
-        &[(
-            "AGENT__DATABASE__URL",
-            &format!("sqlite://{}", db_path.display()),
-        )],
+    let db_url = format!("sqlite://{}", db_path.display());
+    // Node b also runs the tenant's callbacks campaign: a callback the receptionist took
+    // becomes one of its contacts, and is closed once the callee is reached.
+    agent_with_db(
+        &b,
+        &db_url,
+        &[
+            "campaigns",
+            "create",
+            "callbacks",
+            "--tenant",
+            "default",
+            "--flow",
+            "receptionist",
+            "--trunk",
+            "carrier",
+            "--callbacks",
+            "--window",
+            "mon-sun 00:00-24:00",
+            "--start",
+        ],
     );
+    let callback_id = block_on(async {
+        let store = store::Store::connect(&db_url, &store::StoreOptions::default())
+            .await
+            .unwrap();
+        let tenant = store.tenant_by_name("default").await.unwrap().unwrap().id;
+        let cb = store
+            .insert_callback(store::NewCallback {
+                tenant_id: tenant,
+                number: "(212) 555-9999".into(),
+                reason: Some("billing question".into()),
+                created_at: 1,
+                ..store::NewCallback::default()
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        cb.id
+    });
+    let daemon = b.serve_with(&[], &[("AGENT__DATABASE__URL", &db_url)]);
     let status = || {
         let out = Command::new(support::BIN)
             .arg("--config")
@@ -778,6 +814,33 @@ fn sigterm_finishes_calls_and_releases_claims_and_a_killed_daemons_claims_return
         .filter(|(_, r, _)| r.as_deref() == Some("answered"))
         .count();
     assert_eq!(answered_total, 12, "nobody reached twice");
+    let callback_done = || {
+        block_on(async {
+            let store = store::Store::connect(&db_url, &store::StoreOptions::default())
+                .await
+                .unwrap();
+            let tenant = store.tenant_by_name("default").await.unwrap().unwrap().id;
+            let cb = store
+                .callback(&tenant, &callback_id)
+                .await
+                .unwrap()
+                .unwrap();
+            store.close().await;
+            cb.status == store::CallbackStatus::Done
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(15), callback_done),
+        "the callback was not called back\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(
+        sipp.calls_per_number()
+            .get("+12125559999")
+            .map(HashSet::len),
+        Some(1),
+        "the callback's number rang once"
+    );
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
 }

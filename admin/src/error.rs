@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// More fields of the `error` object (e.g. the bad rows of a CSV).
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -19,7 +21,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            details: None,
         }
+    }
+
+    /// Adds the fields of `details` (a JSON object) to the error object.
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
+        self
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
@@ -49,7 +58,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let (Some(serde_json::Value::Object(extra)), Some(obj)) =
+            (self.details, error.as_object_mut())
+        {
+            for (k, v) in extra {
+                obj.entry(k).or_insert(v);
+            }
+        }
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }

@@ -12,6 +12,7 @@ mod analytics;
 mod auth;
 mod billing;
 mod calls;
+mod campaigns;
 mod customers;
 mod dashboard;
 mod error;
@@ -27,10 +28,12 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 
 pub use auth::Authenticated;
 pub use billing::BillingContext;
+pub use campaigns::CampaignSupport;
 pub use error::ApiError;
 pub use integrations::{ConnectDone, ConnectError, ConnectFuture, ConnectStart, ZohoConnector};
 pub use trunks::{TrunkDirectory, TrunkHealthInfo, TrunkInfo};
@@ -51,6 +54,9 @@ pub struct AppState {
     pub billing: Arc<BillingContext>,
     /// The loaded flows, to check names given for numbers; `None`: any name is accepted.
     pub flows: Option<Arc<dyn FlowCatalog>>,
+    /// Checks for campaign creation (flows, trunks, phone region); `None`: flows and trunks
+    /// are not checked and national numbers are read as US numbers.
+    pub campaigns: Option<CampaignSupport>,
 }
 
 /// Which flows exist (the daemon's flow registry).
@@ -73,7 +79,14 @@ impl AppState {
             zoho: None,
             billing: Arc::new(BillingContext::disabled()),
             flows: None,
+            campaigns: None,
         }
+    }
+
+    /// Checks campaign requests against the daemon's flows, trunks and phone region.
+    pub fn with_campaigns(mut self, support: CampaignSupport) -> Self {
+        self.campaigns = Some(support);
+        self
     }
 
     /// Uses `billing` for plans, prices and payments.
@@ -162,7 +175,33 @@ routes!(add_v1_routes, V1_ROUTES:
     get "/integrations/zoho" => integrations::status,
     post "/integrations/zoho/connect/start" => integrations::start,
     post "/integrations/zoho/connect/exchange" => integrations::exchange,
+    get "/campaigns" => campaigns::list,
+    get "/campaigns/{id}" => campaigns::get_one,
+    post "/campaigns/{id}/start" => campaigns::start,
+    post "/campaigns/{id}/pause" => campaigns::pause,
+    get "/campaigns/{id}/contacts" => campaigns::contacts,
+    get "/dnc" => campaigns::dnc_list,
+    delete "/dnc/{phone}" => campaigns::dnc_remove,
 );
+
+/// Largest request body for CSV uploads (campaign contacts, do-not-call lists).
+pub const UPLOAD_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Routes that take CSV uploads: the same table shape, with a larger body limit.
+const UPLOAD_ROUTES: &[(&str, &str)] = &[("post", "/campaigns"), ("post", "/dnc")];
+
+fn add_upload_routes(router: Router<AppState>) -> Router<AppState> {
+    let limit = || DefaultBodyLimit::max(UPLOAD_LIMIT);
+    router
+        .route(
+            "/campaigns",
+            axum::routing::post(campaigns::create).layer(limit()),
+        )
+        .route(
+            "/dnc",
+            axum::routing::post(campaigns::dnc_add).layer(limit()),
+        )
+}
 
 routes!(add_top_routes, TOP_ROUTES:
     get "/health" => health::health,
@@ -181,6 +220,7 @@ pub fn routes() -> Vec<(String, String)> {
         .chain(
             V1_ROUTES
                 .iter()
+                .chain(UPLOAD_ROUTES)
                 .map(|(m, p)| (m.to_ascii_uppercase(), format!("/v1{p}"))),
         )
         .collect()
@@ -188,7 +228,7 @@ pub fn routes() -> Vec<(String, String)> {
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
-    let v1 = add_v1_routes(Router::new())
+    let v1 = add_upload_routes(add_v1_routes(Router::new()))
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -248,6 +248,9 @@ impl Modify for Security {
         crate::analytics::summary, crate::analytics::timeseries, crate::analytics::export_calls,
         crate::billing::get_status, crate::billing::checkout, crate::billing::dodo_webhook,
         crate::integrations::status, crate::integrations::start, crate::integrations::exchange,
+        crate::campaigns::create, crate::campaigns::list, crate::campaigns::get_one,
+        crate::campaigns::start, crate::campaigns::pause, crate::campaigns::contacts,
+        crate::campaigns::dnc_add, crate::campaigns::dnc_list, crate::campaigns::dnc_remove,
     ),
     components(schemas(ErrorJson, ErrorBody))
 )]

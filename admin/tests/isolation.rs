@@ -20,6 +20,11 @@ fn markers(f: &Fixture) -> Vec<String> {
         b.trunk.clone(),
         b.email.clone(),
         b.admin_key_id.clone(),
+        b.campaign.clone(),
+        b.dnc.clone(),
+        "campaign of bravo".into(),
+        "Contact of bravo".into(),
+        "dnc of bravo".into(),
         "secret words of bravo".into(),
         "message of bravo".into(),
         "Customer of bravo".into(),
@@ -35,6 +40,8 @@ fn foreign(f: &Fixture, path: &str, param: &str) -> String {
         ("id", p) if p.starts_with("/v1/callbacks/") => b.callback.clone(),
         ("id", p) if p.starts_with("/v1/keys/") => b.admin_key_id.clone(),
         ("id", p) if p.starts_with("/v1/tenants/") => b.id.to_string(),
+        ("id", p) if p.starts_with("/v1/campaigns/") => b.campaign.clone(),
+        ("phone", p) if p.starts_with("/v1/dnc/") => b.dnc.clone(),
         ("number", _) => b.number.clone(),
         ("trunk_id", _) => b.trunk.clone(),
         _ => panic!("{path}: no foreign value for parameter {param:?}; teach isolation.rs"),
@@ -60,6 +67,9 @@ fn body_for(f: &Fixture, method: &str, path: &str) -> Option<String> {
         ("PUT", "/v1/settings") => {
             serde_json::json!({"timezone": "UTC", "supervisor_emails": ["a@alpha.example.com"]})
         }
+        ("POST", "/v1/campaigns") => serde_json::json!({"name": "intruder", "flow": "receptionist",
+            "trunk": "carrier", "contacts_csv": format!("phone\n{}\n", b.phone)}),
+        ("POST", "/v1/dnc") => serde_json::json!({"phone": "+15550009999"}),
         ("POST", "/v1/billing/checkout") => {
             serde_json::json!({"plan": "pro", "email": "a@alpha.example.com"})
         }

@@ -6,6 +6,7 @@
 
 pub mod billing;
 pub mod calls;
+pub mod campaigns;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -47,11 +47,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         "agent ready"
     );
 
+    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
+    // Campaigns: this daemon's share of the outbound work (`campaigns::runner`). It has its own
+    // stop signal because it must be drained before the call manager shuts the SIP driver down.
+    let (campaigns_stop, campaigns_stop_rx) = watch::channel(false);
+    let campaigns = crate::campaigns::runner_for(&cfg, runtime.clone(), sip.clone())?
+        .map(|runner| tokio::spawn(runner.run(campaigns_stop_rx, grace)));
+
     let mut state = admin::AppState::new(store.clone(), metrics)
         .with_trunks(crate::trunks::directory(&sip))
         // billing (issue 11): plans, prices, Dodo; flow names checked for numbers.
         .with_billing(crate::billing::admin_context(&cfg)?)
-        .with_flows(Arc::new(FlowNames(runtime.flows.clone())));
+        .with_flows(Arc::new(FlowNames(runtime.flows.clone())))
+        .with_campaigns(crate::campaigns::admin_support(
+            &cfg,
+            runtime.flows.clone(),
+        )?);
     if let Some(zoho) = integrations.connector.clone() {
         state = state.with_zoho(zoho);
     }
@@ -59,7 +70,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // billing (issue 11): analytics/cost folding, mail outbox, daily summaries and notices.
     let billing_tasks = crate::billing::spawn_tasks(&cfg, &store, &stop_rx)?;
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
-    let grace = Duration::from_secs(cfg.shutdown.grace_secs);
     let mut calls =
         tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));
     let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
@@ -80,13 +90,32 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         grace_secs = grace.as_secs(),
         "shutting down: no new calls, finishing in-flight work"
     );
+    // No new calls at all (new INVITEs get 503); then inbound calls and campaign calls in
+    // progress finish side by side within the grace period (or are hung up after it), while
+    // the SIP driver still runs; it stops only once both are done.
+    sip.stop_accepting().await;
+    let _ = campaigns_stop.send(true);
     let _ = stop_tx.send(true);
-    // The call manager waits up to the grace period, then hangs up what is left.
     let deadline = grace + Duration::from_secs(6);
-    if tokio::time::timeout(deadline, &mut calls).await.is_err() {
-        tracing::warn!("calls did not finish in time");
-        calls.abort();
-    }
+    let campaigns_done = async {
+        if let Some(mut campaigns) = campaigns
+            && tokio::time::timeout(deadline + Duration::from_secs(9), &mut campaigns)
+                .await
+                .is_err()
+        {
+            tracing::warn!("campaign calls did not finish in time");
+            campaigns.abort();
+        }
+    };
+    let calls_done = async {
+        // The call manager waits up to the grace period, then hangs up what is left.
+        if tokio::time::timeout(deadline, &mut calls).await.is_err() {
+            tracing::warn!("calls did not finish in time");
+            calls.abort();
+        }
+    };
+    tokio::join!(campaigns_done, calls_done);
+    sip.shutdown().await;
     // Registrars keep routing calls to us until the binding expires; remove it now.
     if !sip.unregister_all(Duration::from_secs(2)).await {
         tracing::warn!("some trunks did not confirm unregistration");

@@ -4,7 +4,8 @@
 //! ([`frame`]), voice activity detection (earshot, WebRTC, Silero) with a speech start/end state machine ([`vad`]),
 //! adaptive end-of-turn detection from VAD frames, interim transcripts and DTMF ([`endpoint`]),
 //! an adaptive jitter buffer ([`jitter`]) with packet-loss concealment ([`plc`]), an E-model MOS
-//! estimate ([`quality`]), and WAV file I/O ([`wav`]).
+//! estimate ([`quality`]), answering-machine detection with beep detection ([`amd`]), and WAV
+//! file I/O ([`wav`]).
 //!
 //! Samples are mono signed 16-bit PCM (`i16`) unless a function says `f32`, in which case the
 //! nominal range is `[-1.0, 1.0]`.
@@ -28,6 +29,7 @@
 //! Bad input (a malformed WAV, a frame of the wrong length, an output buffer that is too small,
 //! an unsupported rate) returns a typed error; nothing here panics on data.
 
+pub mod amd;
 pub mod codec;
 pub mod echo;
 pub mod endpoint;

@@ -11,10 +11,13 @@
 //! - [`zoho`]: Zoho CRM and Books: OAuth per tenant with encrypted tokens, the sync into the
 //!   cache, and the call write-back outbox.
 //! - [`secrets`]: the encryption key checked against the database, and key rotation.
+//! - [`campaign`]: campaign contacts (CSV, customer filter), callee time zones, calling
+//!   windows ([`campaign::Schedule`]), settings validation, do-not-call CSVs.
 //!
 //! What it does **not** do: it never talks to callers, and never issues SQL itself (storage
 //! goes through `store`). The cache is filled by CSV import and by the Zoho sync.
 
+pub mod campaign;
 pub mod directory;
 pub mod import;
 pub mod money;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use dialogs::{
-    CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage,
+    CallEvent, CallServices, Customer, CustomerId, DncRequest, Invoice, NewCallback, NewMessage,
     PaymentLinkResult, ServiceError, ServiceFuture,
 };
 use serde_json::{Value, json};
@@ -269,6 +269,33 @@ impl CallServices for StoreCallServices {
             };
             self.events.record(kind, detail);
             result
+        })
+    }
+
+    /// Lists the call's number (E.164 when it reads as one) for this tenant, and records a
+    /// `dnc_added` event on the call.
+    fn add_to_dnc(&self, request: DncRequest) -> ServiceFuture<'_, ()> {
+        Box::pin(async move {
+            let phone = match self.directory.normalizer().normalize(&request.number) {
+                Ok(e164) => e164.into_string(),
+                Err(_) => request.number.clone(),
+            };
+            self.store
+                .add_dnc(
+                    &self.tenant_id,
+                    &[store::NewDnc {
+                        phone: phone.clone(),
+                        source: store::DncSource::Call,
+                        reason: request.reason.clone(),
+                        call_id: Some(self.call_id.clone()),
+                    }],
+                    self.now(),
+                )
+                .await
+                .map_err(service_error)?;
+            self.events
+                .record(EventKind::DncAdded, json!({ "phone": phone }));
+            Ok(())
         })
     }
 

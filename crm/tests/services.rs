@@ -27,6 +27,7 @@ both_engines!(
     data_requests_never_cross_tenants,
     messages_and_callbacks_are_stored_with_the_call,
     payment_link_and_events_go_to_the_calls_event_sink,
+    stop_calling_me_lists_the_number_for_this_tenant_only,
 );
 
 struct Setup {
@@ -325,4 +326,31 @@ async fn payment_link_and_events_go_to_the_calls_event_sink(store: &Store) {
     assert_eq!(events[2].1["outcome"], "promised_to_pay");
     // Nothing is written by the services themselves: the recorder is the one writer.
     assert!(store.list_call_events(&s.call).await.unwrap().is_empty());
+}
+
+async fn stop_calling_me_lists_the_number_for_this_tenant_only(store: &Store) {
+    let s = setup(store).await;
+    let svc = services(store, &s);
+    svc.add_to_dnc(dialogs::DncRequest::new(
+        "(555) 123-4567",
+        Some("asked".into()),
+    ))
+    .await
+    .unwrap();
+    assert!(store.is_dnc(&s.acme, "+15551234567").await.unwrap());
+    assert!(!store.is_dnc(&s.globex, "+15551234567").await.unwrap());
+    let listed = store.list_dnc(&s.acme, 10, None).await.unwrap();
+    assert_eq!(listed[0].source, store::DncSource::Call);
+    assert_eq!(listed[0].call_id.as_ref(), Some(&s.call));
+    assert_eq!(listed[0].reason.as_deref(), Some("asked"));
+    assert_eq!(listed[0].created_at, 42_000);
+    // Asking twice keeps one entry and records the event each time.
+    svc.add_to_dnc(dialogs::DncRequest::new("+15551234567", None))
+        .await
+        .unwrap();
+    assert_eq!(store.list_dnc(&s.acme, 10, None).await.unwrap().len(), 1);
+    let events = s.events.taken();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].0, EventKind::DncAdded);
+    assert_eq!(events[0].1["phone"], "+15551234567");
 }

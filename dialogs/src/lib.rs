@@ -31,6 +31,6 @@ pub use engine::{
 pub use flow::{Flow, FlowError, FlowErrorKind, FlowErrors, FlowRegistry};
 pub use llm::{LlmClient, LlmConfig, LlmError};
 pub use tools::{
-    CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage,
+    CallEvent, CallServices, Customer, CustomerId, DncRequest, Invoice, NewCallback, NewMessage,
     PaymentLinkResult, RefusalReason, ServiceError, ServiceFuture, identify_caller,
 };

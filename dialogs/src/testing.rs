@@ -9,8 +9,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::tools::{
-    CallEvent, CallServices, Customer, CustomerId, Invoice, NewCallback, NewMessage, ServiceFuture,
-    same_number,
+    CallEvent, CallServices, Customer, CustomerId, DncRequest, Invoice, NewCallback, NewMessage,
+    ServiceFuture, same_number,
 };
 
 /// Customers and invoices in memory; records messages, callbacks, links and events.
@@ -28,6 +28,7 @@ struct Mem {
     messages: Vec<NewMessage>,
     callbacks: Vec<NewCallback>,
     payment_links: Vec<CustomerId>,
+    dnc: Vec<DncRequest>,
     events: Vec<CallEvent>,
 }
 
@@ -104,6 +105,11 @@ impl MemoryServices {
     /// Customers a payment link was sent to.
     pub fn payment_links(&self) -> Vec<CustomerId> {
         self.lock().payment_links.clone()
+    }
+
+    /// Do-not-call requests so far.
+    pub fn dnc(&self) -> Vec<DncRequest> {
+        self.lock().dnc.clone()
     }
 
     /// Call events recorded so far.
@@ -185,6 +191,14 @@ impl CallServices for MemoryServices {
             self.wait().await;
             self.lock().payment_links.push(id.clone());
             Ok(crate::PaymentLinkResult::Sent)
+        })
+    }
+
+    fn add_to_dnc(&self, request: DncRequest) -> ServiceFuture<'_, ()> {
+        Box::pin(async move {
+            self.wait().await;
+            self.lock().dnc.push(request);
+            Ok(())
         })
     }
 

@@ -86,6 +86,16 @@ text_id!(
     TenantId
 );
 
+text_id!(
+    /// An outbound campaign's id (`campaigns.id`).
+    CampaignId
+);
+
+text_id!(
+    /// A campaign contact's id (`campaign_contacts.id`): one number to call in one campaign.
+    ContactId
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

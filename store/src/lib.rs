@@ -17,6 +17,7 @@ mod api_keys;
 mod billing;
 mod bulk;
 mod calls;
+mod campaigns;
 mod customers;
 mod error;
 mod export;
@@ -42,13 +43,19 @@ pub use calls::{
     Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
     TurnLatency,
 };
+pub use campaigns::{
+    AttemptEnd, AttemptResult, CallingWindow, Campaign, CampaignAttempt, CampaignContact,
+    CampaignKind, CampaignProgress, CampaignSettings, CampaignStatus, ClaimDecision, ClaimReport,
+    ClaimRequest, Claimed, ContactNext, ContactState, CustomerToCall, Disposition, DncEntry,
+    DncSource, FailurePause, NewCampaign, NewContact, NewDnc, RetryPolicy, RetryRule,
+};
 pub use customers::{
     Customer, CustomerPhone, CustomerUpsert, Invoice, InvoiceUpsert, PhoneKind, UpsertOutcome,
     Upserted,
 };
 pub use error::StoreError;
 pub use export::{ExportFilter, ExportedCall};
-pub use ids::{CallId, TenantId};
+pub use ids::{CallId, CampaignId, ContactId, TenantId};
 pub use messages::{
     Callback, CallbackStatus, CreatedCursor, ListFilter, Message, MessageStatus, NewCallback,
     NewMessage, Page,

@@ -156,6 +156,8 @@ vocabulary! {
     AuthFailed => "auth_failed": "a digest challenge we could not answer",
     /// The peer became unreachable (ICMP, TCP failure).
     TransportError => "transport_error": "the peer became unreachable (ICMP, TCP failure)",
+    /// Outbound: an answering machine took the call (answering-machine detection).
+    Voicemail => "voicemail": "outbound: an answering machine answered (after the message, if the flow left one)",
 }
 
 vocabulary! {
@@ -228,4 +230,12 @@ vocabulary! {
     NotConnected => "not_connected": "outbound: the call did not connect: `{sip, detail}`",
     /// Outbound: the INVITE could not be sent: `{error}`.
     DialFailed => "dial_failed": "outbound: the INVITE could not be sent",
+    /// Answering-machine detection decided: `{verdict: human|machine|unknown, after_ms}`.
+    Amd => "amd": "answering-machine detection decided: `{verdict, after_ms}`",
+    /// The answering machine's beep was heard: `{at_ms}` after the answer.
+    AmdBeep => "amd_beep": "the answering machine's beep: `{at_ms}` after the answer",
+    /// The call was placed by a campaign: `{campaign_id, contact_id, attempt}`.
+    CampaignAttempt => "campaign_attempt": "placed by a campaign: `{campaign_id, contact_id, attempt}`",
+    /// The callee asked not to be called again; the number went on the do-not-call list.
+    DncAdded => "dnc_added": "the callee asked not to be called again: `{phone}` is on the do-not-call list",
 }

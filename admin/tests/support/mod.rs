@@ -18,6 +18,8 @@ pub const WEBHOOK_SECRET: &str = "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHMtMDEyMzQ1Njc4
 /// One tenant's ids and keys.
 pub struct TenantData {
     pub id: store::TenantId,
+    pub campaign: String,
+    pub dnc: String,
     pub name: String,
     pub admin: String,
     pub supervisor: String,
@@ -202,7 +204,47 @@ async fn tenant(store: &Store, name: &str, digit: char) -> TenantData {
         )
         .await
         .unwrap();
+    // A campaign calling the tenant's customer, and a number on its do-not-call list.
+    let campaign = store
+        .create_campaign(
+            store::NewCampaign {
+                tenant_id: id.clone(),
+                name: format!("campaign of {name}"),
+                kind: store::CampaignKind::List,
+                flow: "payment_reminder".into(),
+                trunk: "carrier".into(),
+                settings: store::CampaignSettings::default(),
+                status: store::CampaignStatus::Draft,
+                created_at: T0,
+            },
+            &[store::NewContact {
+                phone: phone.clone(),
+                name: Some(format!("Contact of {name}")),
+                time_zone: "UTC".into(),
+                ..store::NewContact::default()
+            }],
+        )
+        .await
+        .unwrap()
+        .id
+        .to_string();
+    let dnc = format!("+1555999{}{}{}{}", digit, digit, digit, digit);
+    store
+        .add_dnc(
+            &id,
+            &[store::NewDnc {
+                phone: dnc.clone(),
+                source: store::DncSource::Api,
+                reason: Some(format!("dnc of {name}")),
+                call_id: None,
+            }],
+            T0,
+        )
+        .await
+        .unwrap();
     TenantData {
+        campaign,
+        dnc,
         id,
         name: name.to_owned(),
         admin: admin.secret,

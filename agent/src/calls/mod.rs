@@ -86,7 +86,8 @@ impl CallManager {
     }
 
     /// Takes inbound calls until `shutdown` fires, then stops accepting, lets calls finish
-    /// for up to `grace`, and hangs up the rest.
+    /// for up to `grace`, and hangs up the rest. The SIP driver keeps running (campaign calls
+    /// may still use it): its owner shuts it down.
     pub async fn run(
         mut self,
         sip: SipHandle,
@@ -128,7 +129,6 @@ impl CallManager {
             })
             .await;
         }
-        sip.shutdown().await;
     }
 
     async fn admit(&mut self, call: InboundCall) {
@@ -175,6 +175,8 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         from,
         to,
         sip_call_id: Some(call.sip_call_id.clone()),
+        tenant: None,
+        vars: Default::default(),
         flow: None,
     };
     let plan = match CallPlan::prepare(&rt, request).await {

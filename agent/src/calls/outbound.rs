@@ -24,6 +24,10 @@ pub struct OutboundRequest {
     pub trunk: String,
     /// The number (or user) to call; it must match the trunk's `allowed_destinations`.
     pub number: String,
+    /// The tenant the call is for (a campaign's); `None`: `call.default_tenant`.
+    pub tenant: Option<store::TenantId>,
+    /// Extra template variables for the flow (a campaign contact's columns).
+    pub vars: std::collections::BTreeMap<String, String>,
     /// Flow to run once answered; `None`: `flows.default`.
     pub flow: Option<String>,
     /// Where to report the call's progress (optional; full queues drop reports).
@@ -109,6 +113,8 @@ pub async fn run_outbound(
         to: req.number.clone(),
         caller: req.number.clone(),
         sip_call_id: None,
+        tenant: req.tenant.clone(),
+        vars: req.vars.clone(),
         flow: req.flow.clone(),
     };
     let plan = CallPlan::prepare(&rt, request)

@@ -32,6 +32,11 @@ pub struct CallRequest {
     /// The customer's number, for the caller-ID lookup (inbound: `from`; outbound: `to`).
     pub caller: String,
     pub sip_call_id: Option<String>,
+    /// The tenant the call belongs to when the caller knows it (a campaign's); `None`: the
+    /// dialled number's tenant, else `call.default_tenant`.
+    pub tenant: Option<store::TenantId>,
+    /// Extra template variables for the flow (a campaign contact's columns).
+    pub vars: std::collections::BTreeMap<String, String>,
     /// Flow to run; `None` picks the dialled number's flow or `flows.default`.
     pub flow: Option<String>,
 }
@@ -69,20 +74,21 @@ impl CallPlan {
             CallDirection::Inbound => rt.store.phone_number(&request.to).await.ok().flatten(),
             CallDirection::Outbound => None,
         };
-        let (tenant_id, flow_name) = match number {
-            Some(n) => (n.tenant_id, request.flow.clone().unwrap_or(n.flow)),
-            None => match rt
+        let default_flow = || {
+            request
+                .flow
+                .clone()
+                .unwrap_or_else(|| rt.config.flows.default.clone())
+        };
+        let (tenant_id, flow_name) = match (request.tenant.clone(), number) {
+            (Some(tenant), _) => (tenant, default_flow()),
+            (None, Some(n)) => (n.tenant_id, request.flow.clone().unwrap_or(n.flow)),
+            (None, None) => match rt
                 .store
                 .tenant_by_name(&rt.config.call.default_tenant)
                 .await
             {
-                Ok(Some(t)) => (
-                    t.id,
-                    request
-                        .flow
-                        .clone()
-                        .unwrap_or_else(|| rt.config.flows.default.clone()),
-                ),
+                Ok(Some(t)) => (t.id, default_flow()),
                 Ok(None) => {
                     return Err(SetupError::NoTenant {
                         name: rt.config.call.default_tenant.clone(),
@@ -135,7 +141,8 @@ impl CallPlan {
         if customer.is_some() {
             recorder.event(store::EventKind::CallerIdentified, serde_json::json!({}));
         }
-        let setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
+        let mut setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
+        setup.vars = request.vars.clone();
         let engine = Engine::new(flow, services, rt.llm.clone(), setup);
         Ok(CallPlan {
             call_id,
@@ -153,18 +160,18 @@ impl CallPlan {
 
     /// The call never connected: store why and wait for the writes.
     pub async fn abandon(self, reason: store::EndReason) {
-        self.recorder.record(Record::Ended {
-            at: now_ms(),
-            reason,
-        });
-        // The engine's services hold the recorder too (the flow's events go through it): the
-        // writer ends once every handle is gone.
         let CallPlan {
             recorder,
             recorder_task,
             engine,
             ..
         } = self;
+        recorder.record(Record::Ended {
+            at: now_ms(),
+            reason,
+        });
+        // The engine's services hold the recorder too (the flow's events go through it): the
+        // writer ends once every handle is gone.
         drop(engine);
         drop(recorder);
         let _ = recorder_task.await;

@@ -385,6 +385,11 @@ impl CallServices for ChatServices {
         })
     }
 
+    fn add_to_dnc(&self, request: dialogs::DncRequest) -> ServiceFuture<'_, ()> {
+        self.note(format!("{} added to the do-not-call list", request.number));
+        Box::pin(async { Ok(()) })
+    }
+
     fn record_event(&self, event: CallEvent) {
         let line = match &event {
             // Tool calls are printed from the turn summary, with their arguments.

@@ -56,6 +56,8 @@ pub async fn run(args: DialArgs, cfg: &Config) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (progress_tx, mut progress) = mpsc::channel(16);
     let request = OutboundRequest {
+        tenant: None,
+        vars: Default::default(),
         trunk: args.trunk.clone(),
         number: args.number.clone(),
         flow: args.flow.clone(),

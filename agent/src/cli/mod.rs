@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Config, ConfigError, Override};
 
 mod accounts;
+mod campaigns;
 mod chat;
 mod customers;
 mod dial;
@@ -73,6 +74,12 @@ pub enum Command {
     /// Manage the customer cache
     #[command(subcommand)]
     Customers(customers::CustomersCommand),
+    /// Outbound campaigns: create (CSV, customers, callbacks), start, pause, status, list
+    #[command(subcommand)]
+    Campaigns(campaigns::CampaignsCommand),
+    /// The do-not-call list: add, import (CSV), remove, list
+    #[command(subcommand)]
+    Dnc(campaigns::DncCommand),
     /// Place one call through a trunk and run a flow on it; exit 0 answered, 1 not
     /// connected, 2 refused (unknown trunk or flow, number not allow-listed)
     Dial(dial::DialArgs),
@@ -123,6 +130,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             if e.downcast_ref::<dial::Refused>().is_some()
                 || e.downcast_ref::<crate::integrations::BadConfig>().is_some()
+                || e.downcast_ref::<campaigns::Invalid>().is_some()
             {
                 return ExitCode::from(2);
             }
@@ -173,6 +181,8 @@ async fn run(command: Command, cfg: Config) -> anyhow::Result<()> {
         Command::Customers(cmd) => customers::run(cmd, &cfg).await,
         Command::Dial(args) => dial::run(args, &cfg).await,
         Command::Zoho(cmd) => zoho::run(cmd, &cfg).await,
+        Command::Campaigns(cmd) => campaigns::run(cmd, &cfg).await,
+        Command::Dnc(cmd) => campaigns::run_dnc(cmd, &cfg).await,
     }
 }
 

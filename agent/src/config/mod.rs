@@ -4,6 +4,7 @@
 //! `config/agent.toml` documents every key; a test keeps it in step with these defaults.
 
 mod billing;
+mod campaigns;
 mod integrations;
 mod load;
 mod secret;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use billing::{BillingConfig, DodoConfig, EmailConfig, OverageConfig, PlanConfig, PriceConfig};
+pub use campaigns::{CampaignsConfig, TrunkLimit};
 pub use integrations::{SecurityConfig, ZohoConfig};
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
@@ -45,6 +47,7 @@ pub struct Config {
     pub billing: BillingConfig,
     pub dodo: DodoConfig,
     pub email: EmailConfig,
+    pub campaigns: CampaignsConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

@@ -22,6 +22,12 @@ pub struct Kamailio {
 impl Kamailio {
     /// Starts Kamailio on a free UDP+TCP port of 127.0.0.1 and waits until it answers OPTIONS.
     pub fn start() -> Kamailio {
+        Self::start_with_users(&[])
+    }
+
+    /// As [`Kamailio::start`], with more users (name, password) besides agent, alice and bob,
+    /// e.g. phones registered under E.164 numbers (`+12125550101`).
+    pub fn start_with_users(users: &[(&str, &str)]) -> Kamailio {
         let dir = tempfile::tempdir().unwrap();
         // UDP and TCP on the same port (free_port_block checks both).
         let port = free_port_block(1);
@@ -37,6 +43,16 @@ impl Kamailio {
             .replace(
                 "/usr/lib/x86_64-linux-gnu/kamailio/modules/",
                 &modules_dir().display().to_string(),
+            )
+            .replace(
+                "    $sht(users=>bob) = \"bobpw\";\n",
+                &format!(
+                    "    $sht(users=>bob) = \"bobpw\";\n{}",
+                    users
+                        .iter()
+                        .map(|(u, p)| format!("    $sht(users=>{u}) = \"{p}\";\n"))
+                        .collect::<String>()
+                ),
             );
         let cfg_path = dir.path().join("kamailio.cfg");
         std::fs::write(&cfg_path, cfg).unwrap();

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod campaign;
 pub mod kamailio;
 pub mod peers;
 pub mod sipp;

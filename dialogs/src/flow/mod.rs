@@ -350,11 +350,12 @@ pub enum ToolKind {
     SendPaymentLink,
     RecordOutcome,
     EndCall,
+    AddToDnc,
 }
 
 impl ToolKind {
     /// All built-in tools.
-    pub const ALL: [ToolKind; 10] = [
+    pub const ALL: [ToolKind; 11] = [
         ToolKind::LookupCustomer,
         ToolKind::GetBalance,
         ToolKind::ListInvoices,
@@ -365,6 +366,7 @@ impl ToolKind {
         ToolKind::SendPaymentLink,
         ToolKind::RecordOutcome,
         ToolKind::EndCall,
+        ToolKind::AddToDnc,
     ];
 
     /// The snake_case name used in flow files.
@@ -380,6 +382,7 @@ impl ToolKind {
             ToolKind::SendPaymentLink => "send_payment_link",
             ToolKind::RecordOutcome => "record_outcome",
             ToolKind::EndCall => "end_call",
+            ToolKind::AddToDnc => "add_to_dnc",
         }
     }
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{
-    CallEvent, CallServices, Customer, NewCallback, NewMessage, RefusalReason, format_money,
+    CallEvent, CallServices, Customer, DncRequest, NewCallback, NewMessage, RefusalReason,
+    format_money,
 };
 use crate::engine::CallAction;
 use crate::flow::{Flow, ToolKind, Verification};
@@ -130,6 +131,12 @@ pub(crate) fn tool_parameters(kind: Option<ToolKind>) -> Value {
             "required": ["outcome"]
         }),
         ToolKind::EndCall => empty,
+        ToolKind::AddToDnc => json!({
+            "type": "object",
+            "properties": {
+                "reason": { "type": "string", "description": "Why, in the caller's words, if they said." }
+            }
+        }),
     }
 }
 
@@ -336,6 +343,20 @@ pub(crate) async fn run_tool(
                 note: args.get("note").and_then(Value::as_str).map(str::to_string),
             });
             ToolOutcome::status("ok")
+        }
+        ToolKind::AddToDnc => {
+            // The number is the call's, never an argument: nobody can list someone else.
+            let Some(number) = &ctx.caller_number else {
+                return ToolOutcome::status("no_number");
+            };
+            let reason = args
+                .get("reason")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            match ctx.host.add_to_dnc(DncRequest::new(number, reason)).await {
+                Ok(()) => ToolOutcome::status("ok"),
+                Err(e) => failed(e),
+            }
         }
         ToolKind::EndCall => ToolOutcome {
             result: json!({ "status": "ok" }),

@@ -41,6 +41,9 @@ pub trait CallServices: Send + Sync {
     /// Sends the customer a payment link through the channel on file, and says exactly what
     /// happened (the flow repeats it to the caller).
     fn send_payment_link<'a>(&'a self, id: &'a CustomerId) -> ServiceFuture<'a, PaymentLinkResult>;
+    /// Puts the caller's number on the tenant's do-not-call list ("stop calling me"); the
+    /// number comes from call state, never from what was said.
+    fn add_to_dnc(&self, request: DncRequest) -> ServiceFuture<'_, ()>;
     /// Records a call event (refusal, outcome, fallback…). Must not block: the agent's
     /// implementation forwards it to the call actor's bounded store channel.
     fn record_event(&self, event: CallEvent);
@@ -186,6 +189,25 @@ pub struct NewCallback {
     /// When the caller would like the call, as they said it ("tomorrow morning").
     pub when: Option<String>,
     pub note: Option<String>,
+}
+
+/// A do-not-call request made during a call.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct DncRequest {
+    /// The number of the other party (the callee on outbound calls), from call state.
+    pub number: String,
+    /// Why, in the caller's words, if the flow gave it.
+    pub reason: Option<String>,
+}
+
+impl DncRequest {
+    pub fn new(number: &str, reason: Option<String>) -> DncRequest {
+        DncRequest {
+            number: number.to_owned(),
+            reason,
+        }
+    }
 }
 
 /// Something worth storing with the call.

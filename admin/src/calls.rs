@@ -116,6 +116,7 @@ fn call_json(c: &Call) -> Value {
     json!({
         "id": c.id,
         "direction": c.direction.as_str(),
+        "transport": c.transport.as_str(),
         "from": c.from_number,
         "to": c.to_number,
         "status": c.status.as_str(),

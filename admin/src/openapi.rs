@@ -52,6 +52,8 @@ pub(crate) struct KeyList {
 pub(crate) struct CallJson {
     id: String,
     direction: String,
+    /// `sip` (the daemon's own SIP/RTP) or `livekit` (a LiveKit room bridged to SIP).
+    transport: String,
     from: String,
     to: String,
     status: String,

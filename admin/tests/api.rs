@@ -149,6 +149,7 @@ async fn calls_list_pages_and_detail_has_turns_and_events() {
                 flow_version: None,
                 node: "n".to_owned(),
                 started_at: 1_000 + i,
+                transport: store::CallTransport::Sip,
             })
             .await
             .unwrap();

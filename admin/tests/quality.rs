@@ -48,6 +48,7 @@ async fn call_detail_has_quality_once_recorded() {
             flow_version: None,
             node: "n".to_owned(),
             started_at: 1_000,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap()

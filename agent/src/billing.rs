@@ -234,6 +234,7 @@ pub async fn admit(
             flow_version: None,
             node: rt.node.clone(),
             started_at: now,
+            transport: store::CallTransport::Sip,
         })
         .await;
     if stored.is_ok() {

@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::calls::CallManager;
+use crate::calls::{CallManager, RoomCalls};
 use crate::config::Config;
 use crate::wiring;
 
@@ -70,8 +70,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // billing (issue 11): analytics/cost folding, mail outbox, daily summaries and notices.
     let billing_tasks = crate::billing::spawn_tasks(&cfg, &store, &stop_rx)?;
     let mut http = tokio::spawn(admin::serve(listener, app, wait_for(stop_rx.clone())));
-    let mut calls =
-        tokio::spawn(CallManager::new(runtime).run(sip.clone(), inbound, stop_rx.clone(), grace));
+    let manager = CallManager::new(runtime.clone());
+    // LiveKit (issue 9): rooms LiveKit SIP bridged calls into, as an agent worker; the same
+    // call count and the same drain on shutdown as direct SIP calls.
+    let rooms = RoomCalls::start(&runtime, manager.active_counter())?
+        .map(|rooms| tokio::spawn(rooms.run(stop_rx.clone(), grace)));
+    let mut calls = tokio::spawn(manager.run(sip.clone(), inbound, stop_rx.clone(), grace));
     let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
     let trunk_metrics = tokio::spawn(crate::trunks::export_metrics(sip.clone(), stop_rx.clone()));
 
@@ -114,7 +118,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
             calls.abort();
         }
     };
-    tokio::join!(campaigns_done, calls_done);
+    let rooms_done = async {
+        if let Some(mut rooms) = rooms
+            && tokio::time::timeout(deadline + Duration::from_secs(3), &mut rooms)
+                .await
+                .is_err()
+        {
+            tracing::warn!("LiveKit calls did not finish in time");
+            rooms.abort();
+        }
+    };
+    tokio::join!(campaigns_done, calls_done, rooms_done);
     sip.shutdown().await;
     // Registrars keep routing calls to us until the binding expires; remove it now.
     if !sip.unregister_all(Duration::from_secs(2)).await {

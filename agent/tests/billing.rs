@@ -66,6 +66,7 @@ fn calls_over_the_plans_minutes_are_refused_before_answer() {
                 flow_version: None,
                 node: "earlier".into(),
                 started_at: now - 120_000,
+                transport: store::CallTransport::Sip,
             })
             .await
             .unwrap();

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::admin::{ended_call, event_kinds, get_json};
 use support::peers::{Baresip, padded_clip};
-use support::speech::{Recording, transcribe, whisper_model};
+use support::speech::{Recording, transcribe, whisper_model, words};
 use support::{Env, stderr, stdout};
 use testkit::zoho::{BooksContactSeed, FakeZoho, Person};
 
@@ -141,9 +141,19 @@ fn synced_contact_is_greeted_by_name_told_the_books_balance_and_logged_in_crm() 
     let caller_end = sent
         .offset_before(7_000 + 4_000, -40.0)
         .expect("caller speech in the sent audio");
+    // The name itself is checked in the stored greeting above: whisper tiny.en hears espeak's
+    // "Jane Doe" over G.711 as "jane", "gaines" or "janey" from run to run, so here the
+    // greeting as heard must share its words with the stored one.
     let greeting_heard = transcribe(&heard.to_16k(0, 9_000)).to_lowercase();
     println!("greeting heard: {greeting_heard}");
-    assert!(greeting_heard.contains("jane"), "{greeting_heard}");
+    let shared: Vec<_> = words(greeting)
+        .intersection(&words(&greeting_heard))
+        .cloned()
+        .collect();
+    assert!(
+        shared.len() >= 4,
+        "stored {greeting:?}, heard {greeting_heard:?}, shared {shared:?}"
+    );
     let reply_start = heard
         .onset_after(caller_end, -35.0, 100)
         .expect("a reply after the question");

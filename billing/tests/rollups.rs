@@ -53,6 +53,7 @@ async fn call(
             flow_version: None,
             node: node.into(),
             started_at: at,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap();

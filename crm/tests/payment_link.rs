@@ -107,6 +107,7 @@ async fn call(store: &Store, w: &World, number: &str) -> (Arc<Events>, String) {
             flow_version: None,
             node: "n".into(),
             started_at: 10,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap();

@@ -107,6 +107,7 @@ async fn setup(store: &Store) -> Setup {
             flow_version: None,
             node: "n".to_owned(),
             started_at: 10,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap();

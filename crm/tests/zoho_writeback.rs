@@ -47,6 +47,7 @@ async fn ended_call(
             flow_version: None,
             node: "n1".into(),
             started_at: at,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap();

@@ -159,6 +159,23 @@ impl ServerApi {
             .await
     }
 
+    /// `RoomService.DeleteRoom`: ends the room for everyone in it; a SIP participant's phone
+    /// call is hung up (LiveKit's documented way for an agent to hang up a call). Needs the
+    /// `roomCreate` grant.
+    pub async fn delete_room(&self, room: &str) -> Result<proto::DeleteRoomResponse, ApiError> {
+        let token = AccessToken::new(&self.credentials.api_key, "")
+            .with_video(VideoGrants {
+                room_create: true,
+                ..VideoGrants::default()
+            })
+            .sign(self.credentials.api_secret());
+        let request = proto::DeleteRoomRequest {
+            room: room.to_owned(),
+        };
+        self.call("livekit.RoomService", "DeleteRoom", &token, &request)
+            .await
+    }
+
     /// `CreateDispatch`: asks the server to dispatch `agent_name` to `room`.
     pub async fn create_dispatch(
         &self,

@@ -188,6 +188,8 @@ async fn reconnects_after_the_server_drops_it_and_re_reports_the_running_job() {
     .await;
     let counters = worker.counters();
     assert_eq!((counters.disconnects, counters.registrations), (1, 2));
+    // A cut connection is a loss, not a frame we could not read.
+    assert_eq!(counters.malformed_frames, 0);
 }
 
 #[tokio::test]

@@ -52,6 +52,16 @@ macro_rules! text_enum {
 text_enum!(CallDirection, "call direction", Inbound => "inbound", Outbound => "outbound");
 text_enum!(CallStatus, "call status", Ringing => "ringing", Active => "active", Ended => "ended");
 
+/// What carried a call: the daemon's own SIP/RTP stack, or a LiveKit room (LiveKit SIP
+/// bridged the phone call into it and the daemon joined as the agent).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallTransport {
+    #[default]
+    Sip,
+    LiveKit,
+}
+text_enum!(CallTransport, "call transport", Sip => "sip", LiveKit => "livekit");
+
 /// What is known when a call starts.
 #[derive(Debug, Clone)]
 pub struct NewCall {
@@ -67,6 +77,7 @@ pub struct NewCall {
     pub flow_version: Option<String>,
     pub node: String,
     pub started_at: i64,
+    pub transport: CallTransport,
 }
 
 /// A call row.
@@ -86,6 +97,7 @@ pub struct Call {
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
     pub end_reason: Option<EndReason>,
+    pub transport: CallTransport,
 }
 
 /// Something that happened during a call (answered, DTMF, transfer outcome, refusal, …).
@@ -175,12 +187,13 @@ pub struct CallPage {
 }
 
 pub(crate) const CALL_COLUMNS: &str = "id, tenant_id, direction, from_number, to_number, sip_call_id, \
-     flow, flow_version, node, status, started_at, answered_at, ended_at, end_reason";
+     flow, flow_version, node, status, started_at, answered_at, ended_at, end_reason, transport";
 
 pub(crate) fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
     let direction: String = r.get(2);
     let status: String = r.get(9);
     let end_reason: Option<String> = r.get(13);
+    let transport: String = r.get(14);
     Ok(Call {
         id: CallId::new(r.get::<String, _>(0)),
         tenant_id: TenantId::new(r.get::<String, _>(1)),
@@ -196,6 +209,7 @@ pub(crate) fn call_from_row(r: &AnyRow) -> Result<Call, StoreError> {
         answered_at: r.get(11),
         ended_at: r.get(12),
         end_reason: end_reason.as_deref().map(EndReason::from_code),
+        transport: transport.parse()?,
     })
 }
 
@@ -217,10 +231,11 @@ impl Store {
             answered_at: None,
             ended_at: None,
             end_reason: None,
+            transport: new.transport,
         };
         sqlx::query(&format!(
             "INSERT INTO calls ({CALL_COLUMNS}) VALUES \
-             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
         ))
         .bind(call.id.as_str())
         .bind(call.tenant_id.as_str())
@@ -236,6 +251,7 @@ impl Store {
         .bind(call.answered_at)
         .bind(call.ended_at)
         .bind(call.end_reason.as_ref().map(|r| r.as_str().to_owned()))
+        .bind(call.transport.as_str())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_insert(e, "call"))?;

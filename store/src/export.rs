@@ -64,8 +64,8 @@ impl Store {
         for r in &rows {
             out.push(ExportedCall {
                 call: crate::calls::call_from_row(r)?,
-                currency: r.get(14),
-                cost_micros: r.get(15),
+                currency: r.get(15),
+                cost_micros: r.get(16),
             });
         }
         Ok(out)

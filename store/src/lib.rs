@@ -40,8 +40,8 @@ pub use api_keys::{ApiKey, NewApiKey, Principal, Role};
 pub use billing::{CheckoutSession, Payment, Subscription, WebhookApplied, WebhookEffect};
 pub use bulk::{BulkCall, BulkFold};
 pub use calls::{
-    Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, NewCall, Turn,
-    TurnLatency,
+    Call, CallCursor, CallDirection, CallEvent, CallFilter, CallPage, CallStatus, CallTransport,
+    NewCall, Turn, TurnLatency,
 };
 pub use campaigns::{
     AttemptEnd, AttemptResult, CallingWindow, Campaign, CampaignAttempt, CampaignContact,

@@ -71,6 +71,7 @@ async fn call(store: &Store, tenant: &TenantId) -> CallId {
             flow_version: None,
             node: "n".to_owned(),
             started_at: 1,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap()

@@ -26,6 +26,7 @@ async fn call(store: &Store) -> CallId {
             flow_version: None,
             node: "node-a".to_owned(),
             started_at: 1_000,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap()

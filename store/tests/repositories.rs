@@ -129,6 +129,7 @@ fn new_call(tenant: &TenantId, started_at: i64) -> NewCall {
         flow_version: Some("abc123".to_owned()),
         node: "node-a".to_owned(),
         started_at,
+        transport: store::CallTransport::Sip,
     }
 }
 

@@ -105,6 +105,7 @@ async fn tenant(store: &Store, name: &str, digit: char) -> TenantData {
             flow_version: None,
             node: "n1".into(),
             started_at: T0 + 60_000,
+            transport: store::CallTransport::Sip,
         })
         .await
         .unwrap();

@@ -167,12 +167,11 @@ impl Driver {
                 Output::AskDialog { reply, command } => self.dialog.send(reply, command).await,
                 Output::Record(record) => self.recorder.record(record),
                 Output::Transfer { to, name: _ } => {
-                    let domain = self.leg.peer_domain().to_owned();
-                    let progress = match self.leg.transfer(&to, &domain).await {
-                        Ok(uri) => TransferProgress::Requested {
-                            uri: uri.to_string(),
+                    let progress = match self.leg.transfer(&to).await {
+                        Ok(uri) => TransferProgress::Requested { uri },
+                        Err(e) => TransferProgress::CouldNotStart {
+                            reason: e.to_string(),
                         },
-                        Err(reason) => TransferProgress::CouldNotStart { reason },
                     };
                     self.core.handle(now(), Input::Transfer(progress));
                 }
@@ -188,13 +187,7 @@ impl Driver {
             LegEvent::Audio { pcm, arrived, echo } => Input::CallerFrame { pcm, arrived, echo },
             LegEvent::Dtmf(digit) => Input::Dtmf(digit),
             LegEvent::Playback(report) => Input::Playback(report),
-            LegEvent::TransferResult(outcome) => Input::Transfer(match outcome {
-                sip::TransferOutcome::Accepted => TransferProgress::Accepted,
-                sip::TransferOutcome::Failed { status } => TransferProgress::Failed {
-                    status: Some(status),
-                },
-                _ => TransferProgress::Failed { status: None },
-            }),
+            LegEvent::Transfer(progress) => Input::Transfer(progress),
             LegEvent::Hangup { reason } => {
                 self.leg.stop_playback();
                 self.record_media();

@@ -1,4 +1,5 @@
-//! [`CallLeg`]: the one interface between a transport (direct SIP today) and the call actor.
+//! [`CallLeg`]: the one interface between a transport (direct SIP, or a LiveKit room; see
+//! `transport`) and the call's driver.
 //! PCM in (16 kHz, 20 ms frames, after jitter buffering, decoding, concealment and resampling),
 //! PCM out (any rate; resampled, framed and encoded here), and call events. The actor never
 //! sees SIP or RTP types.
@@ -17,12 +18,16 @@ use audio::{
     Codec, CodecKind, EchoGate, EchoGateConfig, EchoPath, Framer, JitterBuffer, JitterConfig,
     Playout, Resampler,
 };
-use sip::driver::{CallControl, CallSignal, FrameSender, MediaEvent, MediaSession};
+use sip::driver::{CallControl, CallSignal, MediaSession};
 use store::EndReason;
 use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
-use super::core::PlaybackReport;
+use super::core::{PlaybackReport, TransferProgress};
+use super::transport::{
+    FrameSender, LiveKitRoom, LiveKitTransport, OutFrame, SipTransport, TransferError, Transport,
+    TransportEvent,
+};
 
 /// Rate of the PCM the leg hands to the pipeline (VAD, STT).
 pub const PIPELINE_RATE: u32 = 16_000;
@@ -44,7 +49,7 @@ pub enum LegEvent {
     /// How playback of the items queued with [`CallLeg::play`] is going.
     Playback(PlaybackReport),
     /// How a blind transfer ([`CallLeg::transfer`]) went.
-    TransferResult(sip::TransferOutcome),
+    Transfer(TransferProgress),
     /// The call is over.
     Hangup {
         reason: EndReason,
@@ -86,12 +91,10 @@ struct Queued {
     level_db: f32,
 }
 
-/// One call's media and signalling, owned by its actor.
+/// One call's media and signalling, owned by its driver.
 pub struct CallLeg {
-    media: MediaSession,
+    transport: Transport,
     sender: FrameSender,
-    signals: mpsc::Receiver<CallSignal>,
-    control: CallControl,
     codec: Box<dyn Codec>,
     /// PCM rate of the codec (8 kHz G.711, 16 kHz Opus).
     codec_rate: u32,
@@ -124,19 +127,32 @@ pub struct CallLeg {
     ended: bool,
     /// Decides which inbound frames are our own voice coming back.
     echo: EchoGate,
-    /// The peer's SIP domain (host[:port]), where transfer targets that are numbers go.
-    peer_domain: String,
 }
 
 impl CallLeg {
-    pub fn new(
+    /// A leg on a direct SIP call: the negotiated codec and ptime; numbers given to
+    /// [`CallLeg::transfer`] go to `peer_domain` (host[:port]).
+    pub fn sip(
         media: MediaSession,
         signals: mpsc::Receiver<CallSignal>,
         control: CallControl,
+        peer_domain: String,
     ) -> Result<Self, LegError> {
         let negotiated = media.negotiated().clone();
         let kind = CodecKind::from_sdp(&negotiated.codec.name, negotiated.codec.clock_rate)
             .ok_or_else(|| LegError::UnsupportedCodec(negotiated.codec.name.clone()))?;
+        let ptime = negotiated.ptime_ms.clamp(10, 60);
+        let transport = Transport::Sip(SipTransport::new(media, signals, control, peer_domain));
+        Self::build(transport, kind, ptime)
+    }
+
+    /// A leg in a LiveKit room: Opus, 48 kHz RTP clock, 20 ms frames.
+    pub(super) fn livekit(room: LiveKitRoom) -> Result<Self, LegError> {
+        let transport = Transport::LiveKit(LiveKitTransport::new(room));
+        Self::build(transport, CodecKind::Opus, 20)
+    }
+
+    fn build(transport: Transport, kind: CodecKind, ptime: u32) -> Result<Self, LegError> {
         // Opus decodes straight to the pipeline rate; G.711 is 8 kHz.
         let codec_rate = if kind == CodecKind::Opus {
             PIPELINE_RATE
@@ -154,16 +170,13 @@ impl CallLeg {
                 }
             })?)
         };
-        let ptime = negotiated.ptime_ms.clamp(10, 60);
         let mut tick = tokio::time::interval(Duration::from_millis(u64::from(ptime)));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
-        let sender = media.sender();
+        let sender = transport.sender();
         let frame_len = codec.frame_len();
         Ok(Self {
-            media,
+            transport,
             sender,
-            signals,
-            control,
             codec,
             codec_rate,
             jitter: JitterBuffer::new(JitterConfig::new(kind.clock_rate())),
@@ -186,7 +199,6 @@ impl CallLeg {
             pending: VecDeque::new(),
             ended: false,
             echo: EchoGate::new(EchoGateConfig::default()),
-            peer_domain: String::new(),
         })
     }
 
@@ -206,8 +218,7 @@ impl CallLeg {
             };
             tokio::select! {
                 biased;
-                signal = self.signals.recv() => self.on_signal(signal),
-                media = self.media.recv() => self.on_media(media),
+                event = self.transport.recv() => self.on_transport(event),
                 _ = self.tick.tick() => self.on_tick(),
                 sent = send_front(&self.sender, front) => {
                     if sent && let Some(q) = self.outbox.pop_front() {
@@ -305,53 +316,35 @@ impl CallLeg {
         position
     }
 
-    /// Sets the peer's SIP domain (host[:port]) for [`CallLeg::transfer`].
-    pub fn set_peer_domain(&mut self, domain: String) {
-        self.peer_domain = domain;
+    /// Starts a blind transfer to `target` (a number or URI from the flow's allow-list): a
+    /// SIP REFER (numbers go to the peer's domain), or LiveKit's `TransferSIPParticipant`.
+    /// The outcome arrives as [`LegEvent::Transfer`]; returns what the request went to.
+    pub async fn transfer(&mut self, target: &str) -> Result<String, TransferError> {
+        self.transport.transfer(target).await
     }
 
-    pub fn peer_domain(&self) -> &str {
-        &self.peer_domain
-    }
-
-    /// Starts a blind transfer (REFER) to `target`: a `sip:` URI, or a number or user, which
-    /// goes to `sip:{target}@{domain}` in the peer's domain (for a trunk or proxy, the domain
-    /// that routes its numbers). The outcome arrives as [`LegEvent::TransferResult`].
-    pub fn transfer(
-        &self,
-        target: &str,
-        domain: &str,
-    ) -> impl std::future::Future<Output = Result<sip::message::Uri, String>> + Send + 'static {
-        // Built before the await so the future holds no borrow of the leg (its codec is not
-        // `Sync`).
-        let text = if target.starts_with("sip:") || target.starts_with("sips:") {
-            target.to_owned()
-        } else {
-            let user: String = target.chars().filter(|c| !c.is_whitespace()).collect();
-            format!("sip:{user}@{domain}")
-        };
-        let control = self.control.clone();
-        async move {
-            let uri = sip::message::Uri::parse(&text)
-                .map_err(|e| format!("transfer target {text:?}: {e:?}"))?;
-            control
-                .transfer(uri.clone())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(uri)
-        }
-    }
-
-    /// Ends the call (BYE, or a final response before answer).
+    /// Ends the call (BYE or a final response; in a LiveKit room, the room is deleted).
     pub async fn hangup(&mut self) {
-        if let Err(e) = self.control.hangup().await {
-            tracing::debug!(error = %e, "hangup");
+        self.transport.hangup().await;
+    }
+
+    /// Sends DTMF digits to the caller's side (RFC 4733 events, or `SipDTMF` data packets).
+    pub async fn send_dtmf(&self, digits: &str) {
+        for digit in digits.chars() {
+            if !self.transport.send_dtmf(digit).await {
+                tracing::warn!(%digit, "could not send a DTMF digit");
+            }
         }
+    }
+
+    /// Which transport the call runs on.
+    pub fn transport_kind(&self) -> store::CallTransport {
+        self.transport.kind()
     }
 
     /// Media counters, for the call record.
     pub fn media_stats(&self) -> sip::driver::MediaStats {
-        self.media.stats()
+        self.transport.media_stats()
     }
 
     pub fn jitter_stats(&self) -> audio::jitter::JitterStats {
@@ -368,61 +361,35 @@ impl CallLeg {
         self.codec.kind().encoding_name()
     }
 
-    fn on_signal(&mut self, signal: Option<CallSignal>) {
-        match signal {
-            Some(CallSignal::Ended(reason)) => {
-                self.ended = true;
-                self.pending.push_back(LegEvent::Hangup {
-                    reason: end_reason(&reason),
-                });
-            }
-            Some(CallSignal::InfoDtmf { digit, .. }) => {
-                self.pending.push_back(LegEvent::Dtmf(digit))
-            }
-            Some(CallSignal::TransferResult(outcome)) => {
-                self.pending.push_back(LegEvent::TransferResult(outcome))
-            }
-            Some(CallSignal::Established { remote_sdp }) => {
-                // Offerless INVITE: the answer in the ACK tells us where to send.
-                if let Some(addr) = remote_sdp.as_deref().and_then(remote_rtp_addr) {
-                    self.media.set_remote(addr);
-                }
-            }
-            Some(_) => {}
-            None => {
-                self.ended = true;
-                self.pending.push_back(LegEvent::Hangup {
-                    reason: EndReason::TransportLost,
-                });
-            }
-        }
-    }
-
-    fn on_media(&mut self, event: Option<MediaEvent>) {
+    fn on_transport(&mut self, event: TransportEvent) {
         match event {
-            Some(MediaEvent::Audio(rtp)) => {
-                let outcome =
-                    self.jitter
-                        .push(rtp.arrived, rtp.sequence, rtp.timestamp, &rtp.payload);
+            TransportEvent::Audio {
+                sequence,
+                timestamp,
+                payload,
+                arrived,
+            } => {
+                let outcome = self.jitter.push(arrived, sequence, timestamp, &payload);
                 if !matches!(
                     outcome,
                     PushOutcome::Duplicate | PushOutcome::Late | PushOutcome::Invalid
                 ) {
-                    self.last_arrival = rtp.arrived;
+                    self.last_arrival = arrived;
                     self.started = true;
                 }
             }
-            Some(MediaEvent::Dtmf { digit, .. }) => self.pending.push_back(LegEvent::Dtmf(digit)),
-            Some(MediaEvent::FrameSent { mark, at }) => self
+            TransportEvent::Dtmf(digit) => self.pending.push_back(LegEvent::Dtmf(digit)),
+            TransportEvent::MarkSent { mark, at } => self
                 .pending
                 .push_back(LegEvent::Playback(PlaybackReport::MarkSent { mark, at })),
-            Some(_) => {}
-            None => {
-                self.ended = true;
-                self.pending.push_back(LegEvent::Hangup {
-                    reason: EndReason::MediaLost,
-                });
+            TransportEvent::Transfer(progress) => {
+                self.pending.push_back(LegEvent::Transfer(progress))
             }
+            TransportEvent::Ended(reason) => {
+                self.ended = true;
+                self.pending.push_back(LegEvent::Hangup { reason });
+            }
+            TransportEvent::Nothing => {}
         }
     }
 
@@ -506,28 +473,9 @@ impl CallLeg {
     }
 }
 
-async fn send_front(sender: &FrameSender, frame: Option<sip::driver::OutFrame>) -> bool {
+async fn send_front(sender: &FrameSender, frame: Option<OutFrame>) -> bool {
     match frame {
         Some(frame) => sender.send(frame).await,
         None => std::future::pending().await,
-    }
-}
-
-fn remote_rtp_addr(sdp: &sip::sdp::SessionDescription) -> Option<std::net::SocketAddr> {
-    let media = sdp.audio()?;
-    let ip = media
-        .connection
-        .as_ref()
-        .or(sdp.connection.as_ref())
-        .and_then(|c| c.ip_addr())?;
-    (media.port != 0 && !ip.is_unspecified()).then(|| std::net::SocketAddr::new(ip, media.port))
-}
-
-/// The stored end reason for a SIP-level ending (see ARCHITECTURE.md, end reasons).
-pub(crate) fn end_reason(reason: &sip::EndReason) -> EndReason {
-    match reason {
-        sip::EndReason::RemoteBye | sip::EndReason::RemoteCancel => EndReason::CallerHangup,
-        sip::EndReason::LocalBye => EndReason::AgentHangup,
-        other => EndReason::from_code(other.code()),
     }
 }

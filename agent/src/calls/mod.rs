@@ -11,8 +11,10 @@ mod listen;
 mod outbound;
 pub mod quality;
 mod recorder;
+mod rooms;
 mod setup;
 mod speech;
+mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +32,7 @@ pub use listen::ListenConfig;
 pub use outbound::{
     OutboundError, OutboundProgress, OutboundRequest, OutboundResult, run_outbound,
 };
+pub use rooms::RoomCalls;
 pub use setup::{CallPlan, CallRequest, SetupError};
 pub use speech::SpeechEngines;
 
@@ -78,6 +81,12 @@ impl CallManager {
             tasks: JoinSet::new(),
             stop,
         }
+    }
+
+    /// The count of calls in progress, shared with the LiveKit worker so that
+    /// `call.max_concurrent` holds over both transports.
+    pub fn active_counter(&self) -> Arc<AtomicUsize> {
+        self.active.clone()
     }
 
     /// Calls in progress.
@@ -178,6 +187,7 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
         tenant: None,
         vars: Default::default(),
         flow: None,
+        transport: store::CallTransport::Sip,
     };
     let plan = match CallPlan::prepare(&rt, request).await {
         Ok(plan) => plan,
@@ -221,9 +231,8 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
     // Transfers to a number go to the caller's domain: the trunk or proxy that routes numbers.
     let peer_domain = sip_domain(&call.from.uri);
     let InboundCall { signals, .. } = call;
-    match leg::CallLeg::new(media, signals, control.clone()) {
-        Ok(mut leg) => {
-            leg.set_peer_domain(peer_domain);
+    match leg::CallLeg::sip(media, signals, control.clone(), peer_domain) {
+        Ok(leg) => {
             plan.converse(&rt, leg, stop).await;
         }
         Err(e) => {

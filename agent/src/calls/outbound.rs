@@ -116,6 +116,7 @@ pub async fn run_outbound(
         tenant: req.tenant.clone(),
         vars: req.vars.clone(),
         flow: req.flow.clone(),
+        transport: store::CallTransport::Sip,
     };
     let plan = CallPlan::prepare(&rt, request)
         .await
@@ -212,7 +213,7 @@ pub async fn run_outbound(
                 let end_reason = match reason.failure_class() {
                     Some(class) => store::EndReason::from_code(class.code()),
                     None if cancelled => store::EndReason::DaemonShutdown,
-                    None => super::leg::end_reason(&reason),
+                    None => super::transport::sip_end_reason(&reason),
                 };
                 let detail = describe(&reason);
                 tracing::info!(parent: &span, %end_reason, %detail, "call did not connect");
@@ -230,11 +231,8 @@ pub async fn run_outbound(
     let control = call.control();
     let peer_domain = super::sip_domain(&call.target);
     let signals = call.into_signals();
-    let leg = match CallLeg::new(media, signals, control.clone()) {
-        Ok(mut leg) => {
-            leg.set_peer_domain(peer_domain);
-            leg
-        }
+    let leg = match CallLeg::sip(media, signals, control.clone(), peer_domain) {
+        Ok(leg) => leg,
         Err(e) => {
             tracing::error!(parent: &span, error = %e, "cannot run media");
             let _ = control.hangup().await;

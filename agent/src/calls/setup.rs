@@ -39,6 +39,8 @@ pub struct CallRequest {
     pub vars: std::collections::BTreeMap<String, String>,
     /// Flow to run; `None` picks the dialled number's flow or `flows.default`.
     pub flow: Option<String>,
+    /// What carries the call (stored with it).
+    pub transport: store::CallTransport,
 }
 
 /// Why a call cannot be set up (it is refused before answer, or not dialled).
@@ -123,6 +125,7 @@ impl CallPlan {
             flow_version: Some(flow.version_hash().to_owned()),
             node: rt.node.clone(),
             started_at,
+            transport: request.transport,
         }));
         let scope = CallScope {
             call_id: call_id.clone(),

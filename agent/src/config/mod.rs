@@ -6,6 +6,7 @@
 mod billing;
 mod campaigns;
 mod integrations;
+mod livekit;
 mod load;
 mod secret;
 mod trunks;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use billing::{BillingConfig, DodoConfig, EmailConfig, OverageConfig, PlanConfig, PriceConfig};
 pub use campaigns::{CampaignsConfig, TrunkLimit};
 pub use integrations::{SecurityConfig, ZohoConfig};
+pub use livekit::LiveKitConfig;
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
 pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
@@ -48,6 +50,8 @@ pub struct Config {
     pub dodo: DodoConfig,
     pub email: EmailConfig,
     pub campaigns: CampaignsConfig,
+    /// `[livekit]`: calls from LiveKit rooms, as an agent worker.
+    pub livekit: LiveKitConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

@@ -326,6 +326,7 @@ mod tests {
             answered_at: answered,
             ended_at: Some(1_764_929_765_000),
             end_reason: Some(store::EndReason::CallerHangup),
+            transport: store::CallTransport::Sip,
         }
     }
 

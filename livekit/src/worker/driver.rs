@@ -239,7 +239,15 @@ impl Driver {
                         return SessionEnd::Closed;
                     }
                     Some(Err(e)) => {
-                        if matches!(e, tungstenite::Error::Protocol(_) | tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)) {
+                        // A connection cut without a close frame is a lost connection (a
+                        // crashed server, a NAT timeout), not a frame we could not read.
+                        let cut = matches!(
+                            e,
+                            tungstenite::Error::Protocol(
+                                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                            )
+                        );
+                        if !cut && matches!(e, tungstenite::Error::Protocol(_) | tungstenite::Error::Capacity(_) | tungstenite::Error::Utf8(_)) {
                             Counters::bump(&self.counters.malformed_frames);
                         }
                         debug!(error = %e, "livekit worker: connection error");

@@ -26,6 +26,8 @@ pub enum TwirpCall {
     Transfer(Box<proto::TransferSipParticipantRequest>),
     CreateSipParticipant(Box<proto::CreateSipParticipantRequest>),
     CreateDispatch(Box<proto::CreateAgentDispatchRequest>),
+    /// `livekit.RoomService/DeleteRoom` for this room name.
+    DeleteRoom(String),
 }
 
 fn twirp_error(status: StatusCode, code: &str, msg: &str) -> Response {
@@ -171,6 +173,26 @@ pub(crate) async fn handler(
                 let _ = super::agent::dispatch(&job_shared, &req.room, &req.metadata).await;
             });
             encode(&encoding, &dispatch)
+        }
+        ("livekit.RoomService", "DeleteRoom") => {
+            let Some(req) = decode::<proto::DeleteRoomRequest>(&encoding, &body) else {
+                return twirp_error(StatusCode::BAD_REQUEST, "malformed", "bad request body");
+            };
+            // pkg/service/roomservice.go: DeleteRoom requires the roomCreate grant.
+            if !claims.video().room_create {
+                return denied("roomCreate grant required");
+            }
+            let tx = {
+                let mut s = shared.lock();
+                s.twirp.push(TwirpCall::DeleteRoom(req.room.clone()));
+                s.rooms.get(&req.room).and_then(|r| r.commands.clone())
+            };
+            shared.changed.notify_waiters();
+            let Some(tx) = tx else {
+                return twirp_error(StatusCode::NOT_FOUND, "not_found", "room not found");
+            };
+            let _ = tx.try_send(super::rtc::Command::CloseRoom);
+            encode(&encoding, &proto::DeleteRoomResponse::default())
         }
         _ => twirp_error(StatusCode::NOT_FOUND, "bad_route", "no such method"),
     }

@@ -101,34 +101,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let _ = campaigns_stop.send(true);
     let _ = stop_tx.send(true);
     let deadline = grace + Duration::from_secs(6);
-    let campaigns_done = async {
-        if let Some(mut campaigns) = campaigns
-            && tokio::time::timeout(deadline + Duration::from_secs(9), &mut campaigns)
-                .await
-                .is_err()
-        {
-            tracing::warn!("campaign calls did not finish in time");
-            campaigns.abort();
-        }
-    };
-    let calls_done = async {
-        // The call manager waits up to the grace period, then hangs up what is left.
-        if tokio::time::timeout(deadline, &mut calls).await.is_err() {
-            tracing::warn!("calls did not finish in time");
-            calls.abort();
-        }
-    };
-    let rooms_done = async {
-        if let Some(mut rooms) = rooms
-            && tokio::time::timeout(deadline + Duration::from_secs(3), &mut rooms)
-                .await
-                .is_err()
-        {
-            tracing::warn!("LiveKit calls did not finish in time");
-            rooms.abort();
-        }
-    };
-    tokio::join!(campaigns_done, calls_done, rooms_done);
+    // Each waits up to the grace period, then hangs up what is left; the margins let them.
+    tokio::join!(
+        finish_within(
+            campaigns,
+            deadline + Duration::from_secs(9),
+            "campaign calls"
+        ),
+        finish_within(Some(calls), deadline, "calls"),
+        finish_within(rooms, deadline + Duration::from_secs(3), "LiveKit calls"),
+    );
     sip.shutdown().await;
     // Registrars keep routing calls to us until the binding expires; remove it now.
     if !sip.unregister_all(Duration::from_secs(2)).await {
@@ -159,6 +141,16 @@ impl admin::FlowCatalog for FlowNames {
     }
     fn flow_names(&self) -> Vec<String> {
         self.0.names()
+    }
+}
+
+/// Waits for a draining task for up to `limit`, then aborts it.
+async fn finish_within(task: Option<tokio::task::JoinHandle<()>>, limit: Duration, what: &str) {
+    if let Some(mut task) = task
+        && tokio::time::timeout(limit, &mut task).await.is_err()
+    {
+        tracing::warn!("{what} did not finish in time");
+        task.abort();
     }
 }
 

@@ -58,6 +58,19 @@ fn env_for(fake: &FakeLiveKit, max_jobs: u32) -> Env {
     env
 }
 
+/// The fake, and a daemon (with its temp dir and a supervisor key) registered with it as a
+/// worker taking `max_jobs` rooms.
+fn registered_worker(max_jobs: u32) -> (tokio::runtime::Runtime, FakeLiveKit, Env, String, Daemon) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeLiveKit::start());
+    let env = env_for(&fake, max_jobs);
+    let key = supervisor_key(&env);
+    let daemon = env.serve();
+    rt.block_on(fake.wait_registrations(1, Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
+    (rt, fake, env, key, daemon)
+}
+
 fn jane_calls(wav: Option<PathBuf>) -> SipCall {
     SipCall {
         caller: JANE.into(),
@@ -134,13 +147,7 @@ fn turn_texts(call: &Value) -> Vec<String> {
 
 #[test]
 fn a_room_call_is_answered_heard_stored_and_driven_by_dtmf() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let fake = rt.block_on(FakeLiveKit::start());
-    let env = env_for(&fake, 2);
-    let key = supervisor_key(&env);
-    let daemon = env.serve();
-    rt.block_on(fake.wait_registrations(1, Duration::from_secs(10)))
-        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
+    let (rt, fake, _env, key, daemon) = registered_worker(2);
 
     let handle = rt
         .block_on(fake.dispatch_sip_call(jane_calls(None)))
@@ -242,13 +249,7 @@ fn a_room_call_is_answered_heard_stored_and_driven_by_dtmf() {
 
 #[test]
 fn the_worker_declines_beyond_max_jobs_reconnects_and_survives_garbage() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let fake = rt.block_on(FakeLiveKit::start());
-    let env = env_for(&fake, 1);
-    let key = supervisor_key(&env);
-    let daemon = env.serve();
-    rt.block_on(fake.wait_registrations(1, Duration::from_secs(10)))
-        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
+    let (rt, fake, _env, key, daemon) = registered_worker(1);
 
     let first = rt
         .block_on(fake.dispatch_sip_call(jane_calls(None)))

@@ -337,11 +337,6 @@ impl CallLeg {
         }
     }
 
-    /// Which transport the call runs on.
-    pub fn transport_kind(&self) -> store::CallTransport {
-        self.transport.kind()
-    }
-
     /// Media counters, for the call record.
     pub fn media_stats(&self) -> sip::driver::MediaStats {
         self.transport.media_stats()

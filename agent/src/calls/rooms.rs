@@ -171,7 +171,7 @@ async fn run_job(
     api: Arc<ServerApi>,
     settings: JoinSettings,
     job: Job,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let Job {
         room_name,
@@ -234,7 +234,6 @@ async fn run_job(
     // The call stops when the daemon gives up on it (grace over) or the server terminates the
     // job; otherwise it runs to its own end.
     let (call_stop, call_stop_rx) = watch::channel(false);
-    let mut stop = stop;
     let conversation = plan.converse(&rt, leg, call_stop_rx);
     tokio::pin!(conversation);
     let mut stopping = false;

@@ -10,7 +10,7 @@ mod sip;
 use std::time::Instant;
 
 use ::sip::driver::MediaStats;
-use store::{CallTransport, EndReason};
+use store::EndReason;
 
 pub(super) use self::livekit::{LiveKitRoom, LiveKitTransport};
 pub(super) use self::sip::{SipTransport, end_reason as sip_end_reason};
@@ -47,8 +47,6 @@ pub enum TransferError {
     BadTarget { target: String },
     #[error("the SIP layer refused the transfer: {0}")]
     Sip(#[from] ::sip::driver::DriverError),
-    #[error("LiveKit is not configured to transfer (no server API)")]
-    NoServerApi,
 }
 
 /// One encoded frame for a transport's pacer, stamped by that transport's sender.
@@ -106,13 +104,6 @@ pub(super) enum Transport {
 }
 
 impl Transport {
-    pub fn kind(&self) -> CallTransport {
-        match self {
-            Transport::Sip(_) => CallTransport::Sip,
-            Transport::LiveKit(_) => CallTransport::LiveKit,
-        }
-    }
-
     /// The next event. Cancel-safe.
     pub async fn recv(&mut self) -> TransportEvent {
         match self {

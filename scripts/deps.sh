@@ -50,6 +50,11 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [[ "$mode" == test ]]; then
+	# ./test runs cargo fmt --check and cargo clippy first.
+	if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 2>&1; then
+		log "adding the rustfmt and clippy components"
+		rustup component add rustfmt clippy >/dev/null
+	fi
 	if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
 		log "no PostgreSQL on 127.0.0.1:5432; installing and starting one"
 		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null

@@ -135,7 +135,8 @@ fn chat_with_no_llm_greets_answers_the_imported_caller_and_ends_on_goodbye() {
             "--business",
             "open",
         ],
-        "what's my balance\ngoodbye\n",
+        // Her caller ID is not trusted here (no trunk vouches for it): the postal code first.
+        "what's my balance\nnine four one one zero\nmy balance please\ngoodbye\n",
     );
     assert_eq!(
         out.status.code(),
@@ -154,7 +155,11 @@ fn chat_with_no_llm_greets_answers_the_imported_caller_and_ends_on_goodbye() {
         greeting.iter().any(|l| l.contains("Jane")),
         "greets the known caller by name: {text}"
     );
-    assert!(text.contains("142.50"), "states her balance: {text}");
+    let asked_code = text.find("postal code").expect("asks for the postal code");
+    let balance = text
+        .find("142.50")
+        .expect("states her balance once verified");
+    assert!(asked_code < balance, "{text}");
     assert!(text.contains("(call ended:"), "{text}");
 
     // An unknown caller asking for a balance is refused, and the refusal is a call event.

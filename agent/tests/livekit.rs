@@ -34,7 +34,8 @@ fn env_for(fake: &FakeLiveKit, max_jobs: u32) -> Env {
     let env = Env::new(&format!(
         "[stt]\nmodel = \"{model}\"\nthreads = 1\n[call]\nsilence_timeout_secs = 8\n\
          [livekit]\nurl = \"{url}\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\n\
-         agent_name = \"receptionist\"\nmax_jobs = {max_jobs}\nice = \"loopback\"\n",
+         agent_name = \"receptionist\"\nmax_jobs = {max_jobs}\nice = \"loopback\"\n\
+         trusted_trunks = [\"ST_front\"]\n",
         model = whisper_model().display(),
         url = fake.url(),
     ));

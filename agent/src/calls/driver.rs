@@ -175,6 +175,7 @@ impl Driver {
                     };
                     self.core.handle(now(), Input::Transfer(progress));
                 }
+                Output::SendDtmf { digits } => self.leg.send_dtmf(&digits).await,
                 Output::Hangup => self.leg.hangup().await,
             }
         }

@@ -329,7 +329,7 @@ impl CallLeg {
     }
 
     /// Sends DTMF digits to the caller's side (RFC 4733 events, or `SipDTMF` data packets).
-    pub async fn send_dtmf(&self, digits: &str) {
+    pub async fn send_dtmf(&mut self, digits: &str) {
         for digit in digits.chars() {
             if !self.transport.send_dtmf(digit).await {
                 tracing::warn!(%digit, "could not send a DTMF digit");

@@ -178,9 +178,17 @@ async fn run_inbound(rt: CallRuntime, mut call: InboundCall, stop: watch::Receiv
     let from = call.from.uri.user().unwrap_or("").to_owned();
     let to = dialled_number(&call);
     tracing::debug!(%from, %to, source = %call.source, "inbound call");
+    // Only a trunk that admitted the call by its source address can vouch for its caller ID.
+    let caller_id_trusted = call.trunk.as_deref().is_some_and(|name| {
+        rt.config
+            .trunks
+            .iter()
+            .any(|t| t.name == name && t.trusted_caller_id)
+    });
     let request = CallRequest {
         direction: CallDirection::Inbound,
         caller: from.clone(),
+        caller_id_trusted,
         from,
         to,
         sip_call_id: Some(call.sip_call_id.clone()),

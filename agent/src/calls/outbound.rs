@@ -112,6 +112,8 @@ pub async fn run_outbound(
         from,
         to: req.number.clone(),
         caller: req.number.clone(),
+        // We dialled this number ourselves: whoever answers is on the line we reached.
+        caller_id_trusted: true,
         sip_call_id: None,
         tenant: req.tenant.clone(),
         vars: req.vars.clone(),

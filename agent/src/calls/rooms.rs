@@ -299,7 +299,10 @@ fn call_is_up(p: &SipParticipant) -> bool {
 async fn call_request(rt: &CallRuntime, caller: &SipParticipant) -> CallRequest {
     let from = caller.phone_number.clone().unwrap_or_default();
     let to = caller.trunk_phone_number.clone().unwrap_or_default();
-    let route = match caller.attributes.get("sip.trunkID") {
+    let trunk_id = caller.attributes.get("sip.trunkID");
+    let caller_id_trusted =
+        trunk_id.is_some_and(|id| rt.config.livekit.trusted_trunks.iter().any(|t| t == id));
+    let route = match trunk_id {
         Some(trunk) if !trunk.is_empty() => match rt.store.trunk_route(trunk).await {
             Ok(route) => route,
             Err(e) => {
@@ -316,6 +319,7 @@ async fn call_request(rt: &CallRuntime, caller: &SipParticipant) -> CallRequest 
     CallRequest {
         direction: CallDirection::Inbound,
         caller: from.clone(),
+        caller_id_trusted,
         from,
         to,
         sip_call_id: caller.call_id.clone(),

@@ -31,6 +31,10 @@ pub struct CallRequest {
     pub to: String,
     /// The customer's number, for the caller-ID lookup (inbound: `from`; outbound: `to`).
     pub caller: String,
+    /// `caller` is known to be genuine: an inbound call from a trunk with
+    /// `trusted_caller_id`, or an outbound call (we dialled the number ourselves). Flows with
+    /// `verify = "postal_code_unless_trusted"` ask anyone else for the postal code.
+    pub caller_id_trusted: bool,
     pub sip_call_id: Option<String>,
     /// The tenant the call belongs to when the caller knows it (a campaign's); `None`: the
     /// dialled number's tenant, else `call.default_tenant`.
@@ -144,7 +148,9 @@ impl CallPlan {
         if customer.is_some() {
             recorder.event(store::EventKind::CallerIdentified, serde_json::json!({}));
         }
-        let mut setup = CallSetup::new(Some(&request.caller)).with_customer(customer);
+        let mut setup = CallSetup::new(Some(&request.caller))
+            .with_customer(customer)
+            .with_caller_id_trusted(request.caller_id_trusted);
         setup.vars = request.vars.clone();
         let engine = Engine::new(flow, services, rt.llm.clone(), setup);
         Ok(CallPlan {

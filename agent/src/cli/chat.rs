@@ -41,6 +41,10 @@ pub struct ChatArgs {
     /// Business hours: auto (the flow's [business_hours] now), open or closed
     #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "open", "closed"])]
     pub business: String,
+    /// Treat the caller ID as trusted, as on a trunk with `trusted_caller_id = true` (flows with
+    /// verify = "postal_code_unless_trusted" then skip the postal code)
+    #[arg(long)]
+    pub trusted_caller_id: bool,
 }
 
 pub(super) async fn run(args: ChatArgs, cfg: &Config) -> anyhow::Result<()> {
@@ -124,7 +128,8 @@ pub(super) async fn run(args: ChatArgs, cfg: &Config) -> anyhow::Result<()> {
 
     let setup = CallSetup::new(caller.as_deref())
         .with_customer(customer)
-        .with_business_open(open);
+        .with_business_open(open)
+        .with_caller_id_trusted(args.trusted_caller_id);
     let host: Arc<dyn CallServices> = services.clone();
     let mut engine = Engine::new(flow, host, llm, setup);
     let mut repl = Repl {
@@ -221,6 +226,7 @@ impl Repl {
                     println!("  · transfer to {name} ({to})");
                     ended.get_or_insert(format!("(call transferred to {name})"));
                 }
+                CallAction::SendDtmf { digits } => println!("  · presses {digits}"),
                 CallAction::EndCall { reason } => {
                     println!("  · end call: {reason}");
                     ended.get_or_insert(format!("(call ended: {reason})"));

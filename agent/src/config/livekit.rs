@@ -30,6 +30,10 @@ pub struct LiveKitConfig {
     /// `loopback` (127.0.0.1 host candidates only: a server on this machine, tests).
     #[serde(deserialize_with = "ice_policy")]
     pub ice: String,
+    /// LiveKit SIP inbound trunk ids (`sip.trunkID`, e.g. `ST_…`) whose caller IDs are trusted,
+    /// as a direct trunk's `trusted_caller_id`: flows with
+    /// `verify = "postal_code_unless_trusted"` skip the postal code for their callers.
+    pub trusted_trunks: Vec<String>,
 }
 
 impl Default for LiveKitConfig {
@@ -42,6 +46,7 @@ impl Default for LiveKitConfig {
             max_jobs: 8,
             media_timeout_secs: 10,
             ice: "default".to_owned(),
+            trusted_trunks: Vec::new(),
         }
     }
 }

@@ -46,6 +46,11 @@ pub struct TrunkConfig {
     /// Inbound: source networks (CIDR) this trunk's INVITEs come from. When any trunk lists
     /// some, requests from every other source get 403 (counted).
     pub allowed_sources: Vec<Network>,
+    /// Inbound: this trunk's caller IDs are trusted (the carrier attests them, or it is a
+    /// private line), so flows with `verify = "postal_code_unless_trusted"` read account data
+    /// to a caller identified by caller ID alone. Only for calls admitted by
+    /// `allowed_sources` (without them no call is known to come from this trunk).
+    pub trusted_caller_id: bool,
     /// Outbound: prefixes a dialled number (or user) must start with, e.g. `["+1555"]`;
     /// `["*"]` allows any; empty: nothing may be dialled through this trunk.
     pub allowed_destinations: Vec<String>,
@@ -197,6 +202,8 @@ struct RawTrunk {
     #[serde(default)]
     allowed_sources: Vec<Network>,
     #[serde(default)]
+    trusted_caller_id: bool,
+    #[serde(default)]
     allowed_destinations: Vec<String>,
     #[serde(default)]
     codecs: Vec<String>,
@@ -269,6 +276,12 @@ impl TryFrom<RawTrunk> for TrunkConfig {
                 ));
             }
         }
+        if r.trusted_caller_id && r.allowed_sources.is_empty() {
+            return Err(
+                "trusted_caller_id = true needs allowed_sources (the networks its calls come from)"
+                    .to_owned(),
+            );
+        }
         for c in &r.codecs {
             if !matches!(c.to_ascii_uppercase().as_str(), "PCMU" | "PCMA" | "OPUS") {
                 return Err(format!("codecs: {c:?} is not supported (opus, PCMU, PCMA)"));
@@ -294,6 +307,7 @@ impl TryFrom<RawTrunk> for TrunkConfig {
             from_domain: r.from_domain,
             caller_id_name: r.caller_id_name,
             allowed_sources: r.allowed_sources,
+            trusted_caller_id: r.trusted_caller_id,
             allowed_destinations: r.allowed_destinations,
             codecs: r.codecs,
         })
@@ -373,6 +387,10 @@ proxy = "192.0.2.10:5070"
         assert_eq!(t.register_expires, 3600);
         assert_eq!(t.keepalive_secs, 30);
         assert_eq!(t.allowed_sources.len(), 2);
+        assert!(
+            !t.trusted_caller_id,
+            "caller IDs are not trusted unless said so"
+        );
         assert!(t.allows_destination("+1 555-0100"));
         assert!(!t.allows_destination("+1666"));
         let pbx = &cfg.trunks[1];
@@ -421,6 +439,12 @@ proxy = "192.0.2.10:5070"
             .unwrap_err();
         assert_eq!(err.key(), Some("trunks[0]"), "{err}");
         assert!(err.to_string().contains("needs a username"), "{err}");
+        let err = load_text(
+            "[[trunks]]\nname = \"a\"\nproxy = \"a.example\"\ntrusted_caller_id = true\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key(), Some("trunks[0]"), "{err}");
+        assert!(err.to_string().contains("needs allowed_sources"), "{err}");
         let err = load_text(
             "[[trunks]]\nname = \"a\"\nproxy = \"a.example\"\n[[trunks]]\nname = \"a\"\nproxy = \"b.example\"\n",
         )

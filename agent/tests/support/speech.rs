@@ -38,6 +38,11 @@ impl Recording {
         }
     }
 
+    /// Length in milliseconds.
+    pub fn duration_ms(&self) -> u64 {
+        self.samples.len() as u64 * 1000 / u64::from(self.rate.max(1))
+    }
+
     fn frame_len(&self) -> usize {
         (self.rate / 50) as usize
     }

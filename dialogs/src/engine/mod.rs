@@ -69,6 +69,9 @@ pub enum CallAction {
     /// Transfer to an allow-listed destination (`to` is the number or SIP URI, `name` its
     /// key in the flow's `[transfers]`). Report failure with [`Engine::transfer_failed`].
     Transfer { to: String, name: String },
+    /// Send these DTMF keys (`0-9`, `*`, `#`, `A-D`) to the other side once the sentences before
+    /// it have been played: navigating a callee's phone menu.
+    SendDtmf { digits: String },
 }
 
 /// Token usage.
@@ -175,6 +178,10 @@ pub struct CallSetup {
     pub customer: Option<Customer>,
     /// Whether the business is open now (the agent knows the hours and the time zone).
     pub business_open: bool,
+    /// The caller ID comes from a trunk the business trusts to pass it unforged (a trunk's
+    /// `trusted_caller_id`): flows with `verify = "postal_code_unless_trusted"` then treat a
+    /// caller-ID match as verified.
+    pub caller_id_trusted: bool,
     /// Extra template variables (override the flow's `[variables]`).
     pub vars: BTreeMap<String, String>,
 }
@@ -186,8 +193,15 @@ impl CallSetup {
             caller_number: caller_number.map(str::to_string),
             customer: None,
             business_open: true,
+            caller_id_trusted: false,
             vars: BTreeMap::new(),
         }
+    }
+
+    /// Sets whether the caller ID is trusted (see [`CallSetup::caller_id_trusted`]).
+    pub fn with_caller_id_trusted(mut self, trusted: bool) -> CallSetup {
+        self.caller_id_trusted = trusted;
+        self
     }
 
     /// Sets the identified customer.
@@ -210,6 +224,7 @@ struct CallState {
     customer: Option<Customer>,
     verified: bool,
     verify_failures: u8,
+    caller_id_trusted: bool,
     business_open: bool,
     vars: BTreeMap<String, String>,
 }
@@ -263,6 +278,7 @@ impl Engine {
                 customer: setup.customer,
                 verified: false,
                 verify_failures: 0,
+                caller_id_trusted: setup.caller_id_trusted,
                 business_open: setup.business_open,
                 vars: setup.vars,
             },
@@ -490,6 +506,7 @@ impl Engine {
             customer: self.state.customer.clone(),
             verified: self.state.verified,
             verify_failures: self.state.verify_failures,
+            caller_id_trusted: self.state.caller_id_trusted,
             business_open: self.state.business_open,
         }
     }

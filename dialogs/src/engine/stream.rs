@@ -454,7 +454,21 @@ impl Engine {
         } else {
             "closed"
         };
-        let prompt = format!("{secret}\n\n{facts} The business is {hours} now.");
+        let verify = if self.state.customer.is_some()
+            && !self.state.verified
+            && self
+                .flow
+                .spec()
+                .guardrails
+                .verify
+                .required(self.state.caller_id_trusted)
+        {
+            " Account tools will refuse until the caller has said the postal code on file \
+             (verify_identity)."
+        } else {
+            ""
+        };
+        let prompt = format!("{secret}\n\n{facts}{verify} The business is {hours} now.");
         (prompt, scripted::shingles(&secret))
     }
 

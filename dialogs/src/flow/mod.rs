@@ -234,6 +234,22 @@ pub enum Verification {
     None,
     /// The caller must also say the postal code on file.
     PostalCode,
+    /// A trusted caller ID ([`crate::CallSetup::caller_id_trusted`]) is enough; any other
+    /// caller must say the postal code on file. Caller IDs are easy to forge on SIP, so this is
+    /// what a flow reading account data to callers should use.
+    PostalCodeUnlessTrusted,
+}
+
+impl Verification {
+    /// Whether data tools need `verify_identity` first on a call whose caller ID is
+    /// (`caller_id_trusted`) or is not trusted.
+    pub fn required(self, caller_id_trusted: bool) -> bool {
+        match self {
+            Verification::None => false,
+            Verification::PostalCode => true,
+            Verification::PostalCodeUnlessTrusted => !caller_id_trusted,
+        }
+    }
 }
 
 /// `[nodes.NAME]`: one state of the flow.
@@ -351,11 +367,12 @@ pub enum ToolKind {
     RecordOutcome,
     EndCall,
     AddToDnc,
+    SendDtmf,
 }
 
 impl ToolKind {
     /// All built-in tools.
-    pub const ALL: [ToolKind; 11] = [
+    pub const ALL: [ToolKind; 12] = [
         ToolKind::LookupCustomer,
         ToolKind::GetBalance,
         ToolKind::ListInvoices,
@@ -367,6 +384,7 @@ impl ToolKind {
         ToolKind::RecordOutcome,
         ToolKind::EndCall,
         ToolKind::AddToDnc,
+        ToolKind::SendDtmf,
     ];
 
     /// The snake_case name used in flow files.
@@ -383,6 +401,7 @@ impl ToolKind {
             ToolKind::RecordOutcome => "record_outcome",
             ToolKind::EndCall => "end_call",
             ToolKind::AddToDnc => "add_to_dnc",
+            ToolKind::SendDtmf => "send_dtmf",
         }
     }
 

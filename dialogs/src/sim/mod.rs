@@ -11,6 +11,8 @@
 //! flow: receptionist
 //! caller: "+15551234567"      # optional; the demo data knows +15551234567 and +15559876543
 //! business_open: true         # default: by the flow's [business_hours] at `at`, else true
+//! caller_id_trusted: false    # default false: the call came from a trunk trusted to pass
+//!                             # caller IDs unforged (verify = "postal_code_unless_trusted")
 //! at: "2025-06-02T14:30:00Z"   # optional: the call's time (RFC 3339) for [business_hours]
 //! llm: false                  # default false: scripted mode
 //! greeting: { reply_contains: ["Hi Jane Doe"] }
@@ -71,12 +73,14 @@ impl Simulator {
         llm: Option<LlmClient>,
         caller: Option<&str>,
         business_open: bool,
+        caller_id_trusted: bool,
     ) -> Simulator {
         let host = Arc::new(MemoryServices::demo());
         let customer = caller.and_then(|c| host.customer_by_phone(c));
         let setup = CallSetup::new(caller)
             .with_customer(customer)
-            .with_business_open(business_open);
+            .with_business_open(business_open)
+            .with_caller_id_trusted(caller_id_trusted);
         let engine = Engine::new(flow, host.clone(), llm, setup);
         Simulator { engine, host }
     }
@@ -131,6 +135,9 @@ pub struct ConversationTest {
     /// When the call happens (RFC 3339, e.g. `2025-06-02T14:30:00Z`).
     #[serde(default)]
     pub at: Option<String>,
+    /// The caller ID is trusted (the call came from a trunk with `trusted_caller_id`).
+    #[serde(default)]
+    pub caller_id_trusted: bool,
     /// Run with the LLM given to [`run_test`] (otherwise scripted).
     #[serde(default)]
     pub llm: bool,
@@ -255,7 +262,13 @@ pub async fn run_test(
             }
         },
     };
-    let mut sim = Simulator::new(flow, llm, test.caller.as_deref(), business_open);
+    let mut sim = Simulator::new(
+        flow,
+        llm,
+        test.caller.as_deref(),
+        business_open,
+        test.caller_id_trusted,
+    );
     let greeting = sim.start().await;
     check(&test.greeting, &greeting, &sim, 0, &mut failures, &mut 0);
     let mut seen_events = sim.host().events().len();

@@ -10,7 +10,7 @@ use super::{
     format_money,
 };
 use crate::engine::CallAction;
-use crate::flow::{Flow, ToolKind, Verification};
+use crate::flow::{Flow, ToolKind};
 
 /// Argument keys that name a person or an account. Data tools act only for the identified
 /// caller, so such an argument that does not match the caller is an attempt to reach someone
@@ -32,6 +32,8 @@ const IDENTITY_KEYS: &[&str] = &[
 ];
 
 const MAX_VERIFY_FAILURES: u8 = 3;
+/// Keys one `send_dtmf` call may press (a menu choice, an extension, an account number).
+const MAX_DTMF_DIGITS: usize = 32;
 
 /// A snapshot of what tools may see; cloned into the tool task so it outlives a dropped stream.
 #[derive(Clone)]
@@ -42,6 +44,7 @@ pub(crate) struct ToolContext {
     pub customer: Option<Customer>,
     pub verified: bool,
     pub verify_failures: u8,
+    pub caller_id_trusted: bool,
     pub business_open: bool,
 }
 
@@ -131,6 +134,13 @@ pub(crate) fn tool_parameters(kind: Option<ToolKind>) -> Value {
             "required": ["outcome"]
         }),
         ToolKind::EndCall => empty,
+        ToolKind::SendDtmf => json!({
+            "type": "object",
+            "properties": {
+                "digits": { "type": "string", "minLength": 1, "maxLength": MAX_DTMF_DIGITS, "description": "Keys to press: 0-9, *, #, A-D (e.g. \"1\" or \"123#\")." }
+            },
+            "required": ["digits"]
+        }),
         ToolKind::AddToDnc => json!({
             "type": "object",
             "properties": {
@@ -358,6 +368,26 @@ pub(crate) async fn run_tool(
                 Err(e) => failed(e),
             }
         }
+        ToolKind::SendDtmf => {
+            let digits: String = args
+                .get("digits")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
+            let valid = !digits.is_empty()
+                && digits.chars().count() <= MAX_DTMF_DIGITS
+                && digits.chars().all(|c| "0123456789*#ABCD".contains(c));
+            if !valid {
+                return ToolOutcome::status("invalid_digits");
+            }
+            ToolOutcome {
+                result: json!({ "status": "ok", "digits": digits }),
+                effects: vec![Effect::Action(CallAction::SendDtmf { digits })],
+            }
+        }
         ToolKind::EndCall => ToolOutcome {
             result: json!({ "status": "ok" }),
             effects: vec![Effect::Action(CallAction::EndCall {
@@ -394,8 +424,14 @@ fn data_guard(args: &Value, ctx: &ToolContext) -> Result<Customer, RefusalReason
             }
         }
     }
-    let needs_verify = ctx.flow.spec().guardrails.verify != Verification::None;
-    if needs_verify && !ctx.verified {
+    if ctx
+        .flow
+        .spec()
+        .guardrails
+        .verify
+        .required(ctx.caller_id_trusted)
+        && !ctx.verified
+    {
         return Err(RefusalReason::NotVerified);
     }
     Ok(customer.clone())
@@ -458,11 +494,26 @@ fn invoices_outcome(invoices: &[super::Invoice]) -> ToolOutcome {
     }
 }
 
+/// A postal code as said or typed, comparable with the one on file: letters and digits only,
+/// upper case, and spoken digits ("nine four one one oh", as a transcript may spell them)
+/// as digits.
 fn normalize_code(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect::<String>()
-        .to_ascii_uppercase()
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.to_ascii_lowercase().as_str() {
+            "zero" | "oh" | "o" => "0".to_owned(),
+            "one" => "1".to_owned(),
+            "two" => "2".to_owned(),
+            "three" => "3".to_owned(),
+            "four" => "4".to_owned(),
+            "five" => "5".to_owned(),
+            "six" => "6".to_owned(),
+            "seven" => "7".to_owned(),
+            "eight" => "8".to_owned(),
+            "nine" => "9".to_owned(),
+            _ => w.to_ascii_uppercase(),
+        })
+        .collect()
 }
 
 /// Compares phone numbers by their last ten digits, so `+1 (555) 123-4567` matches
@@ -475,4 +526,23 @@ pub(crate) fn same_number(a: &str, b: &str) -> bool {
     }
     let tail = |d: &str| d[d.len().saturating_sub(10)..].to_string();
     tail(&da) == tail(&db)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_code;
+
+    #[test]
+    fn postal_codes_compare_as_said_or_typed() {
+        for said in [
+            "94110",
+            "9 4 1 1 0",
+            "Nine four one one zero.",
+            "nine, four, one, one, oh",
+        ] {
+            assert_eq!(normalize_code(said), "94110", "{said}");
+        }
+        assert_eq!(normalize_code("sw1a 1aa"), "SW1A1AA");
+        assert_ne!(normalize_code("nine four one one"), "94110");
+    }
 }

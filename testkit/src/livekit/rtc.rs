@@ -73,7 +73,10 @@ impl RoomState {
         attributes.insert("sip.trunkPhoneNumber".into(), call.dialled.clone());
         attributes.insert("sip.callID".into(), format!("SCL_fake{n}"));
         attributes.insert("sip.callStatus".into(), "active".into());
-        attributes.insert("sip.trunkID".into(), "ST_fake".into());
+        // A call may name its own inbound trunk (trusted trunks, trunk routes).
+        attributes
+            .entry("sip.trunkID".into())
+            .or_insert_with(|| "ST_fake".into());
         let sip = proto::ParticipantInfo {
             sid: format!("PA_sip{n}"),
             identity: format!("sip_{}", call.caller),

@@ -199,6 +199,10 @@ pub enum Output {
     },
     /// Write to the store (through the call's recorder).
     Record(Record),
+    /// Press these DTMF keys towards the other side (RFC 4733 events or SipDTMF packets).
+    SendDtmf {
+        digits: String,
+    },
     /// Blind-transfer the caller to `to` (a number or URI from the flow's allow-list).
     Transfer {
         to: String,
@@ -247,6 +251,8 @@ struct Reply {
     produced: bool,
     /// What the flow asked for once it has been played.
     then: Then,
+    /// DTMF keys the flow asked to press once it has been played (`send_dtmf`).
+    dtmf: String,
 }
 
 /// What happens when a reply has been played.
@@ -498,6 +504,7 @@ impl Reply {
             id,
             produced: false,
             then: Then::Listen,
+            dtmf: String::new(),
         }
     }
 }

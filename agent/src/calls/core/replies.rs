@@ -52,6 +52,11 @@ impl CallCore {
                             r.then = Then::End(reason);
                         }
                     }
+                    ReplyEvent::Action(CallAction::SendDtmf { digits }) => {
+                        if let Some(r) = self.reply_mut() {
+                            r.dtmf.push_str(&digits);
+                        }
+                    }
                     ReplyEvent::Action(CallAction::Transfer { to, name }) => {
                         if let Some(r) = self.reply_mut().filter(|r| r.then == Then::Listen) {
                             r.then = Then::Transfer { to, name };
@@ -190,10 +195,17 @@ impl CallCore {
             _ => false,
         };
         if done {
-            let then = match &self.phase {
-                Phase::Greeting(r) | Phase::Replying(r) => r.then.clone(),
-                _ => Then::Listen,
+            let (then, dtmf) = match &mut self.phase {
+                Phase::Greeting(r) | Phase::Replying(r) => {
+                    (r.then.clone(), std::mem::take(&mut r.dtmf))
+                }
+                _ => (Then::Listen, String::new()),
             };
+            // Keys go out after the words before them (a menu must hear "1" after we have
+            // finished speaking) and before whatever comes next.
+            if !dtmf.is_empty() {
+                self.outputs.push_back(Output::SendDtmf { digits: dtmf });
+            }
             match then {
                 Then::Listen => {
                     self.listener.set_open(true);

@@ -414,6 +414,11 @@ impl Sim {
                     }
                 }
                 Output::Record(record) => self.records.push(record),
+                Output::SendDtmf { digits } => {
+                    // Where the agent's playback stands when the keys go out.
+                    let queued = self.leg.queue.len();
+                    self.did.push(format!("dtmf {digits} with {queued} queued"));
+                }
                 Output::Transfer { to, .. } => {
                     self.did.push(format!("transfer {to}"));
                     use super::TransferProgress as P;

@@ -329,6 +329,26 @@ fn the_time_limit_cuts_a_reply_says_why_and_hangs_up() {
 }
 
 #[test]
+fn send_dtmf_presses_the_keys_after_the_words_before_them_then_listens() {
+    let mut sim = answering(
+        Script::say(&["I'll choose billing."]).then(CallAction::SendDtmf {
+            digits: "2#".into(),
+        }),
+    );
+    sim.say("Press two for billing.", 800);
+    sim.run_until("replying", 3_000);
+    assert_eq!(sim.did("dtmf 2# with 0 queued"), 0, "not while speaking");
+    sim.run_until("listening", 5_000);
+    assert_eq!(
+        sim.did("dtmf 2# with 0 queued"),
+        1,
+        "once, when everything before it has played: {:?}",
+        sim.did
+    );
+    assert_eq!(sim.ended(), None);
+}
+
+#[test]
 fn an_accepted_transfer_ends_the_call_as_transferred() {
     let mut sim = answering(
         Script::say(&["Putting you through."]).then(CallAction::Transfer {

@@ -245,7 +245,9 @@ async fn messages_and_callbacks_are_stored_with_the_call(store: &Store) {
         "/../config/flows/receptionist.toml"
     );
     let flow = Arc::new(dialogs::Flow::load(std::path::Path::new(path)).unwrap());
-    let setup = CallSetup::new(Some(caller)).with_customer(Some(jane.clone()));
+    let setup = CallSetup::new(Some(caller))
+        .with_customer(Some(jane.clone()))
+        .with_caller_id_trusted(true);
     let mut engine = FlowEngine::new(flow, svc.clone(), None, setup);
     {
         use futures::StreamExt;

@@ -181,6 +181,7 @@ async fn callback_to_a_foreign_number_is_refused() {
     let host = Arc::new(MemoryServices::demo());
     let setup = CallSetup::new(Some(JANE))
         .with_customer(host.customer_by_phone(JANE))
+        .with_caller_id_trusted(true)
         .with_business_open(false);
     let mut e = Engine::new(flow("receptionist"), host.clone(), Some(llm(&fake)), setup);
     collect(e.start()).await;

@@ -445,7 +445,9 @@ opener = "Hi."
     fake.enqueue(ChatReply::text("Sorry, the system is slow."));
     let host = Arc::new(MemoryServices::demo().with_delay(Duration::from_secs(2)));
     let customer = MemoryServices::demo().customer_by_phone(JANE);
-    let setup = dialogs::CallSetup::new(Some(JANE)).with_customer(customer);
+    let setup = dialogs::CallSetup::new(Some(JANE))
+        .with_customer(customer)
+        .with_caller_id_trusted(true);
     let mut e = dialogs::Engine::new(flow, host.clone(), Some(llm(&fake, 2000)), setup);
     collect(e.start()).await;
     let t0 = std::time::Instant::now();

@@ -166,6 +166,7 @@ async fn transfer_in_hours_speaks_then_transfers_and_after_hours_offers_callback
     let customer = host.customer_by_phone(JANE);
     let setup = dialogs::CallSetup::new(Some(JANE))
         .with_customer(customer)
+        .with_caller_id_trusted(true)
         .with_business_open(false);
     let mut e = dialogs::Engine::new(flow("receptionist"), host.clone(), None, setup);
     collect(e.start()).await;

@@ -39,23 +39,9 @@ fn env_for(fake: &FakeLiveKit, max_jobs: u32) -> Env {
         model = whisper_model().display(),
         url = fake.url(),
     ));
-    let csv = env.dir.path().join("customers.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "external_id,name,company,email,phone,postal_code,balance,currency\n\
-             c-1,Jane Doe,Doe Ltd,jane@example.com,{JANE},94110,142.50,USD\n"
-        ),
-    )
-    .unwrap();
-    let out = env.run(&[
-        "customers",
-        "import",
-        csv.to_str().unwrap(),
-        "--tenant",
-        "default",
-    ]);
-    assert!(out.status.success(), "{}", support::stderr(&out));
+    env.import_customers(&format!(
+        "c-1,Jane Doe,Doe Ltd,jane@example.com,{JANE},94110,142.50,USD\n"
+    ));
     env
 }
 

@@ -57,24 +57,10 @@ fn daemon_with_llm(trusted: bool) -> (tokio::runtime::Runtime, FakeOpenAi, Env, 
             ""
         },
     ));
-    let csv = env.dir.path().join("customers.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "external_id,name,company,email,phone,postal_code,balance,currency\n\
-             c-1,Jane Doe,Doe Ltd,jane@example.com,{JANE},94110,142.50,USD\n\
-             c-2,Bob Roe,Roe Inc,bob@example.com,{BOB},10001,999.00,USD\n"
-        ),
-    )
-    .unwrap();
-    let out = env.run(&[
-        "customers",
-        "import",
-        csv.to_str().unwrap(),
-        "--tenant",
-        "default",
-    ]);
-    assert!(out.status.success(), "{}", support::stderr(&out));
+    env.import_customers(&format!(
+        "c-1,Jane Doe,Doe Ltd,jane@example.com,{JANE},94110,142.50,USD\n\
+         c-2,Bob Roe,Roe Inc,bob@example.com,{BOB},10001,999.00,USD\n"
+    ));
     let key = supervisor_key(&env);
     let daemon = env.serve();
     (rt, fake, env, key, daemon)

@@ -84,6 +84,24 @@ impl Env {
     }
 
     /// Starts `agent serve` and waits for /health.
+    /// Imports `rows` (CSV lines without the header) into the default tenant's customer cache.
+    pub fn import_customers(&self, rows: &str) {
+        let csv = self.dir.path().join("customers.csv");
+        std::fs::write(
+            &csv,
+            format!("external_id,name,company,email,phone,postal_code,balance,currency\n{rows}"),
+        )
+        .unwrap();
+        let out = self.run(&[
+            "customers",
+            "import",
+            csv.to_str().unwrap(),
+            "--tenant",
+            "default",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+
     pub fn serve(&self) -> Daemon {
         self.serve_with(&[], &[])
     }

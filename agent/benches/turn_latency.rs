@@ -1,12 +1,15 @@
-//! Turn-latency benchmark over real SIP: baresip calls the daemon (release build under
-//! `cargo bench`) once per fixture clip, asks one question after the greeting, and the stored
-//! turn latencies are summarised per stage: p50/p95 of eot, stt, llm, tts and e2e (caller speech
-//! end → first reply RTP packet), plus the daemon's own overhead (e2e minus the four stages).
+//! Turn-latency benchmark over real SIP and over a LiveKit room, on the same clips: per clip,
+//! baresip calls the daemon (release build under `cargo bench`) and asks one question after the
+//! greeting; then the testkit's LiveKit fake dispatches the daemon (an agent worker of the same
+//! process) to a room whose SIP participant — a real WebRTC peer, Opus 48 kHz — asks the same
+//! question (the clip's 16 kHz recording). The stored turn latencies are summarised per stage
+//! and transport, side by side: p50/p95 of eot, stt, llm, tts and e2e (caller speech end →
+//! first reply packet written), plus the daemon's own overhead (e2e minus the four stages).
 //!
 //! Run: `cargo bench -p agent --bench turn_latency` (needs baresip and sox, as `./test` installs,
 //! and the whisper test model: AGENT_TEST_WHISPER_MODEL or ~/.cache/agent/models). Calls run one
 //! at a time so the numbers are per-call latency, not contention. BENCH_ROUNDS repeats the clip
-//! set (default 1: 8 calls, about 3 minutes).
+//! set (default 1: 8 calls per transport, about 5 minutes).
 //!
 //! Then barge-in reaction: BENCH_BARGE_CALLS calls (default 5) where the caller asks a
 //! question 1.5 s into the greeting; from baresip's own recordings, the time from the caller's
@@ -19,9 +22,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::livekit::{heard_ms, wait_utterance};
 use support::peers::{Baresip, padded_clip};
 use support::speech::{Recording, whisper_model};
 use support::{Env, http_get};
+use testkit::livekit::{API_KEY, API_SECRET, FakeLiveKit, SipCall};
 
 const CLIPS: &[&str] = &[
     "balance_question_8k.wav",
@@ -59,9 +64,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeLiveKit::start());
     let env = Env::new(&format!(
-        "[stt]\nmodel = \"{}\"\nthreads = 2\n[log]\nlevel = \"warn\"\n",
-        whisper_model().display()
+        "[stt]\nmodel = \"{}\"\nthreads = 2\n[log]\nlevel = \"warn\"\n\
+         [livekit]\nurl = \"{}\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\n\
+         agent_name = \"bench\"\nmax_jobs = 1\nice = \"loopback\"\n",
+        whisper_model().display(),
+        fake.url()
     ));
     let key = {
         let out = env.run(&[
@@ -76,9 +86,11 @@ fn main() {
         support::stdout(&out).lines().last().unwrap().to_owned()
     };
     let daemon = env.serve();
+    rt.block_on(fake.wait_registrations(1, Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
     let work = tempfile::tempdir().unwrap();
-    let mut samples: Vec<Vec<i64>> = vec![Vec::new(); STAGES.len() + 1];
-    let mut turns = 0;
+    let mut sip = Samples::default();
+    let mut room = Samples::default();
     for round in 0..rounds {
         for clip in CLIPS {
             let dir = work.path().join(format!("{round}-{clip}"));
@@ -94,47 +106,44 @@ fn main() {
                 Duration::from_secs(60),
             );
             phone.wait(Duration::from_secs(70));
-            let latency = last_answered_turn(&daemon, &key);
-            let Some(latency) = latency else {
-                println!("{clip}: no answered turn");
-                continue;
-            };
-            turns += 1;
-            let mut values = Vec::new();
-            for (i, stage) in STAGES.iter().enumerate() {
-                let v = latency[stage].as_i64().unwrap_or(-1);
-                samples[i].push(v);
-                values.push(format!("{}={v}", stage.trim_end_matches("_ms")));
-            }
-            let overhead = latency["e2e_ms"].as_i64().unwrap_or(0)
-                - STAGES[..4]
-                    .iter()
-                    .map(|s| latency[s].as_i64().unwrap_or(0))
-                    .sum::<i64>();
-            samples[STAGES.len()].push(overhead);
-            println!("{clip:<26} {} overhead={overhead}", values.join(" "));
+            sip.add(
+                &format!("sip     {clip}"),
+                last_answered_turn(&daemon, &key),
+            );
+
+            let clip_16k = clip.replace("_8k", "_16k");
+            let latency = livekit_turn(&rt, &fake, &daemon, &key, &fixture(&clip_16k));
+            room.add(&format!("livekit {clip_16k}"), latency);
         }
     }
     println!(
-        "\n{turns} turns over real SIP (baresip → daemon, whisper tiny.en, espeak-ng, scripted \
-         receptionist), {} CPUs",
+        "\n{} turns over real SIP (baresip → daemon) and {} over a LiveKit room (fake server, \
+         WebRTC Opus 48 kHz); whisper tiny.en, espeak-ng, scripted receptionist; {} CPUs",
+        sip.turns,
+        room.turns,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("{:<10} {:>6} {:>6} {:>6}", "stage", "p50", "p95", "max");
+    println!(
+        "{:<10} {:>16} {:>16} {:>16}",
+        "stage", "SIP p50/p95", "LiveKit p50/p95", "max SIP/LiveKit"
+    );
     for (i, name) in STAGES
         .iter()
         .map(|s| s.trim_end_matches("_ms"))
         .chain(["overhead"])
         .enumerate()
     {
-        let mut v = samples[i].clone();
-        v.retain(|x| *x >= 0 || name == "overhead");
-        v.sort_unstable();
+        let (a, b) = (sip.sorted(i, name), room.sorted(i, name));
+        let pair = |v: &[i64], p: f64| format!("{}", percentile(v, p));
         println!(
-            "{name:<10} {:>6} {:>6} {:>6}",
-            percentile(&v, 50.0),
-            percentile(&v, 95.0),
-            v.last().copied().unwrap_or(-1)
+            "{name:<10} {:>16} {:>16} {:>16}",
+            format!("{}/{}", pair(&a, 50.0), pair(&a, 95.0)),
+            format!("{}/{}", pair(&b, 50.0), pair(&b, 95.0)),
+            format!(
+                "{}/{}",
+                a.last().copied().unwrap_or(-1),
+                b.last().copied().unwrap_or(-1)
+            )
         );
     }
 
@@ -150,6 +159,73 @@ fn main() {
         percentile(&reactions, 95.0),
         reactions.last().copied().unwrap_or(-1)
     );
+}
+
+/// Per-stage latencies of one transport's answered turns (the last column: overhead).
+#[derive(Default)]
+struct Samples {
+    values: Vec<Vec<i64>>,
+    turns: usize,
+}
+
+impl Samples {
+    fn add(&mut self, label: &str, latency: Option<Value>) {
+        let Some(latency) = latency else {
+            println!("{label}: no answered turn");
+            return;
+        };
+        self.values.resize(STAGES.len() + 1, Vec::new());
+        self.turns += 1;
+        let mut shown = Vec::new();
+        for (i, stage) in STAGES.iter().enumerate() {
+            let v = latency[stage].as_i64().unwrap_or(-1);
+            self.values[i].push(v);
+            shown.push(format!("{}={v}", stage.trim_end_matches("_ms")));
+        }
+        let overhead = latency["e2e_ms"].as_i64().unwrap_or(0)
+            - STAGES[..4]
+                .iter()
+                .map(|s| latency[s].as_i64().unwrap_or(0))
+                .sum::<i64>();
+        self.values[STAGES.len()].push(overhead);
+        println!("{label:<34} {} overhead={overhead}", shown.join(" "));
+    }
+
+    /// Stage `i`'s values, sorted; a stage that was not measured (-1) is left out.
+    fn sorted(&self, i: usize, name: &str) -> Vec<i64> {
+        let mut v = self.values.get(i).cloned().unwrap_or_default();
+        v.retain(|x| *x >= 0 || name == "overhead");
+        v.sort_unstable();
+        v
+    }
+}
+
+/// One LiveKit room call: the fake dispatches the daemon to a room whose SIP participant waits
+/// for the greeting to end, asks `clip`, and hangs up once the reply is over.
+fn livekit_turn(
+    rt: &tokio::runtime::Runtime,
+    fake: &FakeLiveKit,
+    daemon: &support::Daemon,
+    key: &str,
+    clip: &Path,
+) -> Option<Value> {
+    let call = SipCall {
+        caller: "+15550199000".into(),
+        dialled: "+15550100000".into(),
+        ..SipCall::default()
+    };
+    let handle = rt
+        .block_on(fake.dispatch_sip_call(call))
+        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
+    rt.block_on(handle.media_connected(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
+    wait_utterance(&handle, 0, Duration::from_secs(20));
+    let asked_at = heard_ms(&handle);
+    handle.play_wav(clip).unwrap();
+    let clip_ms = audio::wav::read_wav(clip).map_or(3_000, |w| w.duration_ms());
+    wait_utterance(&handle, asked_at + clip_ms, Duration::from_secs(30));
+    handle.leave();
+    last_answered_turn(daemon, key)
 }
 
 /// Barge-in reaction of `calls` calls: caller onset → agent silent, from the recordings.

@@ -85,30 +85,40 @@ pub fn allowed_sources(cfg: &Config) -> Vec<(String, Vec<sip::Cidr>)> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DestinationError {
-    #[error("no trunk named {0:?} in [[trunks]]")]
+    #[error("no trunk named {0:?} in [[trunks]] or [[livekit.outbound_trunks]]")]
     UnknownTrunk(String),
     #[error("{number:?} is not in trunks.{trunk}.allowed_destinations")]
     NotAllowed { trunk: String, number: String },
+    #[error("{number:?} is not in livekit.outbound_trunks.{trunk}.allowed_destinations")]
+    NotAllowedLiveKit { trunk: String, number: String },
 }
 
-/// Checks `number` against the trunk's `allowed_destinations`.
+/// The way out a call takes: the daemon's own SIP stack through a `[[trunks]]` entry, or
+/// LiveKit SIP through a `[[livekit.outbound_trunks]]` one.
+#[derive(Debug, Clone, Copy)]
+pub enum Route<'a> {
+    Sip(&'a TrunkConfig),
+    LiveKit(&'a crate::config::LiveKitTrunk),
+}
+
+/// Finds the trunk named `trunk` and checks `number` against its `allowed_destinations`.
 pub fn check_destination<'a>(
     cfg: &'a Config,
     trunk: &str,
     number: &str,
-) -> Result<&'a TrunkConfig, DestinationError> {
-    let t = cfg
-        .trunks
-        .iter()
-        .find(|t| t.name == trunk)
-        .ok_or_else(|| DestinationError::UnknownTrunk(trunk.to_owned()))?;
-    if t.allows_destination(number) {
-        Ok(t)
-    } else {
-        Err(DestinationError::NotAllowed {
-            trunk: trunk.to_owned(),
-            number: number.to_owned(),
-        })
+) -> Result<Route<'a>, DestinationError> {
+    let (trunk, number) = (trunk.to_owned(), number.to_owned());
+    if let Some(t) = cfg.trunks.iter().find(|t| t.name == trunk) {
+        return match t.allows_destination(&number) {
+            true => Ok(Route::Sip(t)),
+            false => Err(DestinationError::NotAllowed { trunk, number }),
+        };
+    }
+    let livekit = &cfg.livekit.outbound_trunks;
+    match livekit.iter().find(|t| t.name == trunk) {
+        Some(t) if t.allows_destination(&number) => Ok(Route::LiveKit(t)),
+        Some(_) => Err(DestinationError::NotAllowedLiveKit { trunk, number }),
+        None => Err(DestinationError::UnknownTrunk(trunk)),
     }
 }
 

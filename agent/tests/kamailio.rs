@@ -11,10 +11,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::dial::{final_line, kinds, run_agent, stored_call};
 use support::kamailio::Kamailio;
 use support::peers::Baresip;
 use support::speech::{Recording, transcribe, whisper_model, words};
@@ -42,70 +43,6 @@ fn silence(path: &Path, secs: u32) {
         .status()
         .expect("sox");
     assert!(status.success());
-}
-
-/// Runs `agent --config … ARGS` with a deadline; kills it when the deadline passes.
-fn run_agent(env: &Env, args: &[&str], within: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(support::BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(args)
-        .current_dir(env.dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > within {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "agent {args:?} still running after {within:?}\nstdout:\n{}\nstderr:\n{}",
-                support::stdout(&out),
-                support::stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child.wait_with_output().unwrap(), started.elapsed())
-}
-
-/// The call id from `agent dial`'s last line, `call <id> ended: <reason>`.
-fn final_line(stdout: &str) -> (String, String) {
-    let line = stdout.lines().last().unwrap_or_default();
-    let rest = line
-        .strip_prefix("call ")
-        .unwrap_or_else(|| panic!("final line: {stdout}"));
-    let (id, reason) = rest
-        .split_once(" ended: ")
-        .unwrap_or_else(|| panic!("final line: {stdout}"));
-    (id.to_owned(), reason.to_owned())
-}
-
-/// A call and its event kinds, read from the agent's SQLite database.
-fn stored_call(env: &Env, id: &str) -> (store::Call, Vec<store::CallEvent>) {
-    let url = format!("sqlite://{}", env.dir.path().join("agent.db").display());
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let store = store::Store::connect(&url, &store::StoreOptions::default())
-                .await
-                .unwrap();
-            let tenant = store.tenant_by_name("default").await.unwrap().unwrap();
-            let id = store::CallId::new(id);
-            let call = store.get_call(&tenant.id, &id).await.unwrap().unwrap();
-            let events = store.list_call_events(&id).await.unwrap();
-            store.close().await;
-            (call, events)
-        })
-}
-
-fn kinds(events: &[store::CallEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.kind.as_str()).collect()
 }
 
 /// What `phone` heard, once its recording holds at least `secs` seconds (baresip completes
@@ -293,7 +230,7 @@ fn agent_dial_calls_bob_through_kamailio_and_bob_hears_the_greeting() {
         kam.log()
     );
 
-    let (call, events) = stored_call(&env, &call_id);
+    let (call, events, _) = stored_call(&env, &call_id);
     assert_eq!(call.direction, store::CallDirection::Outbound);
     assert_eq!(
         (call.from_number.as_str(), call.to_number.as_str()),
@@ -367,7 +304,7 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
     );
     let (call_id, end_reason) = final_line(&support::stdout(&out));
     assert_eq!(end_reason, "rejected");
-    let (call, events) = stored_call(&env, &call_id);
+    let (call, events, _) = stored_call(&env, &call_id);
     assert_eq!(
         call.end_reason.as_ref().map(store::EndReason::as_str),
         Some("rejected")
@@ -407,7 +344,7 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
     assert!(stdout.contains("ringing"), "{stdout}");
     let (call_id, end_reason) = final_line(&stdout);
     assert_eq!(end_reason, "no_answer");
-    let (call, events) = stored_call(&env, &call_id);
+    let (call, events, _) = stored_call(&env, &call_id);
     assert_eq!(
         call.end_reason.as_ref().map(store::EndReason::as_str),
         Some("no_answer")
@@ -466,7 +403,7 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
         "{}",
         kam.log()
     );
-    let (call, _) = stored_call(&env, &call_id);
+    let (call, _, _) = stored_call(&env, &call_id);
     assert_eq!(
         call.end_reason.as_ref().map(store::EndReason::as_str),
         Some("daemon_shutdown")

@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use livekit::proto;
 use serde_json::Value;
 use support::admin::{call, calls, supervisor_key};
-use support::speech::{Recording, transcribe, whisper_model, words};
+use support::dial::{final_line, kinds, run_agent, stored_call};
+use support::livekit::{heard, wait_utterance};
+use support::speech::{transcribe, whisper_model, words};
 use support::{Daemon, Env, http_get};
-use testkit::livekit::{API_KEY, API_SECRET, CallHandle, FakeError, FakeLiveKit, SipCall};
+use testkit::livekit::{API_KEY, API_SECRET, Callee, FakeError, FakeLiveKit, SipCall, TwirpCall};
 
 const JANE: &str = "+15550142000";
 const DID: &str = "+15550100000";
@@ -31,11 +33,16 @@ fn fixture(name: &str) -> PathBuf {
 
 /// A daemon configured as a worker of `fake` (SIP stays on for the same process).
 fn env_for(fake: &FakeLiveKit, max_jobs: u32) -> Env {
+    env_with(fake, max_jobs, "")
+}
+
+/// [`env_for`] with `extra` appended to the `[livekit]` section.
+fn env_with(fake: &FakeLiveKit, max_jobs: u32, extra: &str) -> Env {
     let env = Env::new(&format!(
         "[stt]\nmodel = \"{model}\"\nthreads = 1\n[call]\nsilence_timeout_secs = 8\n\
          [livekit]\nurl = \"{url}\"\napi_key = \"{API_KEY}\"\napi_secret = \"{API_SECRET}\"\n\
          agent_name = \"receptionist\"\nmax_jobs = {max_jobs}\nice = \"loopback\"\n\
-         trusted_trunks = [\"ST_front\"]\n",
+         trusted_trunks = [\"ST_front\"]\n{extra}",
         model = whisper_model().display(),
         url = fake.url(),
     ));
@@ -64,35 +71,6 @@ fn jane_calls(wav: Option<PathBuf>) -> SipCall {
         dialled: DID.into(),
         wav,
         attributes: HashMap::from([("sip.trunkID".to_owned(), "ST_front".to_owned())]),
-    }
-}
-
-/// What the agent published so far, as a recording (16 kHz).
-fn heard(handle: &CallHandle) -> Recording {
-    Recording {
-        rate: 16_000,
-        samples: handle.recorded_audio(),
-    }
-}
-
-/// Waits until the agent has said something after `from_ms` and then gone quiet for 1.2 s;
-/// returns (onset, end) in ms of the recording.
-fn wait_utterance(handle: &CallHandle, from_ms: u64, within: Duration) -> (u64, u64) {
-    let deadline = Instant::now() + within;
-    loop {
-        let rec = heard(handle);
-        let len_ms = rec.samples.len() as u64 / 16;
-        if let Some(onset) = rec.onset_after(from_ms, -40.0, 100) {
-            let end = rec.silence_after(onset, -45.0, 1_200);
-            if end + 1_200 <= len_ms {
-                return (onset, end);
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the agent said nothing after {from_ms} ms (recorded {len_ms} ms)"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -234,6 +212,155 @@ fn a_room_call_is_answered_heard_stored_and_driven_by_dtmf() {
     drop(daemon);
 }
 
+/// `agent dial` through a `[[livekit.outbound_trunks]]` trunk: LiveKit SIP dials (the request
+/// waits for the answer), the daemon joins the callee's room itself and runs the flow; the
+/// callee hears the greeting by name and the answer to its question. A busy callee is stored
+/// as `busy` with its SIP status; a number not allow-listed is never dialled.
+#[test]
+fn agent_dial_calls_out_through_livekit_sip() {
+    const BUSY: &str = "+15550142999";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let fake = rt.block_on(FakeLiveKit::start());
+    let env = env_with(
+        &fake,
+        2,
+        "[[livekit.outbound_trunks]]\nname = \"lk\"\ntrunk_id = \"ST_out\"\n\
+         from_number = \"+15550100000\"\nallowed_destinations = [\"+1555014\"]\n",
+    );
+    fake.set_callee(
+        JANE,
+        Callee::Answers {
+            after: Duration::from_millis(1_500),
+            wav: None,
+        },
+    );
+    fake.set_callee(
+        BUSY,
+        Callee::Fails {
+            after: Duration::from_millis(300),
+            status: 486,
+        },
+    );
+
+    let (out, heard_text) = std::thread::scope(|scope| {
+        let dial = scope.spawn(|| {
+            run_agent(
+                &env,
+                &["dial", JANE, "--trunk", "lk"],
+                Duration::from_secs(90),
+            )
+        });
+        let handle = rt
+            .block_on(fake.outbound_call(JANE, Duration::from_secs(20)))
+            .expect("Jane was dialled");
+        rt.block_on(handle.media_connected(Duration::from_secs(15)))
+            .expect("the agent joined the callee's room");
+        let (_, greeting_end) = wait_utterance(&handle, 0, Duration::from_secs(20));
+        let greeting = transcribe(&heard(&handle).to_16k(0, greeting_end + 200)).to_lowercase();
+        let asked_at = heard(&handle).samples.len() as u64 / 16;
+        handle
+            .play_wav(&fixture("balance_question_16k.wav"))
+            .unwrap();
+        let (reply_at, reply_end) =
+            wait_utterance(&handle, asked_at + 3_000, Duration::from_secs(30));
+        let reply = transcribe(&heard(&handle).to_16k(reply_at, reply_end + 200)).to_lowercase();
+        handle.leave();
+        (dial.join().unwrap().0, format!("{greeting} | {reply}"))
+    });
+    let stdout = support::stdout(&out);
+    println!("{stdout}\nheard: {heard_text}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        support::stderr(&out)
+    );
+    assert!(stdout.contains("answered (opus)"), "{stdout}");
+    let (call_id, end_reason) = final_line(&stdout);
+    assert_eq!(end_reason, "caller_hangup");
+    let (call, events, turns) = stored_call(&env, &call_id);
+    // Greeted by name (the callee is a cached customer), then the balance, and that is what
+    // the callee heard.
+    let said: Vec<&str> = turns
+        .iter()
+        .map(|t| t.agent_text.as_deref().unwrap_or(""))
+        .collect();
+    assert!(said[0].contains("Jane Doe"), "{said:?}");
+    let answer = said
+        .iter()
+        .find(|t| t.contains("$142.50"))
+        .unwrap_or_else(|| panic!("no balance read: {said:?}"));
+    let shared = words(answer).intersection(&words(&heard_text)).count();
+    assert!(shared >= 4, "stored {answer:?}, heard {heard_text:?}");
+    assert_eq!(call.direction, store::CallDirection::Outbound);
+    assert_eq!(call.transport, store::CallTransport::LiveKit);
+    assert_eq!(
+        (call.from_number.as_str(), call.to_number.as_str()),
+        ("+15550100000", JANE)
+    );
+    let kinds = kinds(&events);
+    assert!(
+        kinds.contains(&"dialling") && kinds.contains(&"answered"),
+        "{kinds:?}"
+    );
+    let dials: Vec<_> = fake
+        .twirp_calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            TwirpCall::CreateSipParticipant(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dials.len(), 1);
+    assert_eq!(dials[0].sip_trunk_id, "ST_out");
+    assert_eq!(dials[0].sip_call_to, JANE);
+    assert_eq!(dials[0].sip_number, "+15550100000");
+    assert!(dials[0].wait_until_answered);
+    assert_eq!(dials[0].room_name, format!("call-{call_id}"));
+
+    // Busy: exit 1, stored as busy with the SIP status.
+    let (out, _) = run_agent(
+        &env,
+        &["dial", BUSY, "--trunk", "lk"],
+        Duration::from_secs(30),
+    );
+    let stdout = support::stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        support::stderr(&out)
+    );
+    let (busy_id, end_reason) = final_line(&stdout);
+    assert_eq!(end_reason, "busy", "{stdout}");
+    let (_, events, _) = stored_call(&env, &busy_id);
+    let failed = events
+        .iter()
+        .find(|e| e.kind.as_str() == "not_connected")
+        .unwrap_or_else(|| panic!("{events:?}"));
+    assert_eq!(failed.detail["sip"], 486, "{failed:?}");
+
+    // Not allow-listed: refused (exit 2) before anything is dialled.
+    let (out, _) = run_agent(
+        &env,
+        &["dial", "+15550200000", "--trunk", "lk"],
+        Duration::from_secs(30),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("not in livekit.outbound_trunks.lk.allowed_destinations"),
+        "{}",
+        support::stderr(&out)
+    );
+    let dials = fake
+        .twirp_calls()
+        .iter()
+        .filter(|c| matches!(c, TwirpCall::CreateSipParticipant(_)))
+        .count();
+    assert_eq!(dials, 2, "only Jane and the busy number were dialled");
+    assert!(fake.violations().is_empty(), "{:?}", fake.violations());
+}
+
 #[test]
 fn the_worker_declines_beyond_max_jobs_reconnects_and_survives_garbage() {
     let (rt, fake, _env, key, daemon) = registered_worker(1);
@@ -358,4 +485,24 @@ fn livekit_settings_are_checked_and_named() {
         "{}",
         support::stderr(&out)
     );
+    // Outbound trunks: a LiveKit trunk id, and a name no [[trunks]] entry has.
+    for (config, names) in [
+        (
+            "[[livekit.outbound_trunks]]\nname = \"lk\"\ntrunk_id = \"lk-1\"\n",
+            "outbound_trunks[0].trunk_id",
+        ),
+        (
+            "[[livekit.outbound_trunks]]\nname = \"kam\"\ntrunk_id = \"ST_1\"\n\
+             [[trunks]]\nname = \"kam\"\nproxy = \"127.0.0.1:5060\"\n",
+            "livekit.outbound_trunks[0].name",
+        ),
+    ] {
+        let out = Env::new(config).run(&["check-config"]);
+        assert_eq!(out.status.code(), Some(2), "{config}");
+        assert!(
+            support::stderr(&out).contains(names),
+            "{config}: {}",
+            support::stderr(&out)
+        );
+    }
 }

@@ -63,6 +63,18 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The final SIP status of a failed dial or transfer, as the server reports it in the
+    /// twirp error's meta (`sip_status_code`, e.g. 486), with its name (`sip_status`).
+    pub fn sip_status(&self) -> Option<(u16, &str)> {
+        let ApiError::Twirp { meta, .. } = self else {
+            return None;
+        };
+        let code = meta.get("sip_status_code")?.parse().ok()?;
+        Some((code, meta.get("sip_status").map_or("", String::as_str)))
+    }
+}
+
 #[derive(serde::Deserialize)]
 struct TwirpError {
     code: String,
@@ -92,6 +104,54 @@ impl Transfer {
             participant_identity: participant_identity.to_owned(),
             transfer_to: transfer_to.to_owned(),
             ..Self::default()
+        }
+    }
+}
+
+/// A phone call placed into a room: LiveKit SIP dials `to` through the outbound trunk and the
+/// callee joins `room_name` as a SIP participant (`CreateSIPParticipant`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Dial {
+    /// The LiveKit outbound trunk (`ST_…`).
+    pub trunk_id: String,
+    /// The number to call.
+    pub to: String,
+    /// Caller ID; empty: the trunk's number.
+    pub from_number: String,
+    pub room_name: String,
+    /// Empty: the server's `sip_<to>`.
+    pub participant_identity: String,
+    /// Give up ringing after this long; `None`: the server's default.
+    pub ringing_timeout: Option<Duration>,
+    /// Answer the request only once the callee picked up (or the call failed, with its SIP
+    /// status in the error); otherwise at once, with `sip.callStatus` telling the rest.
+    pub wait_until_answered: bool,
+}
+
+impl Dial {
+    pub fn new(trunk_id: &str, to: &str, room_name: &str) -> Self {
+        Self {
+            trunk_id: trunk_id.to_owned(),
+            to: to.to_owned(),
+            room_name: room_name.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    fn into_request(self) -> proto::CreateSipParticipantRequest {
+        proto::CreateSipParticipantRequest {
+            sip_trunk_id: self.trunk_id,
+            sip_call_to: self.to,
+            sip_number: self.from_number,
+            room_name: self.room_name,
+            participant_identity: self.participant_identity,
+            ringing_timeout: self.ringing_timeout.map(|d| pbjson_types::Duration {
+                seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+            }),
+            wait_until_answered: self.wait_until_answered,
+            ..proto::CreateSipParticipantRequest::default()
         }
     }
 }
@@ -148,11 +208,14 @@ impl ServerApi {
             .await
     }
 
-    /// `CreateSIPParticipant`: dials out through a trunk and puts the callee in `room_name`.
+    /// `CreateSIPParticipant`: dials out through a trunk and puts the callee in the room.
+    /// With `wait_until_answered` this lasts as long as the phone rings: give the client a
+    /// timeout above the ringing timeout ([`ServerApi::with_timeout`]).
     pub async fn create_sip_participant(
         &self,
-        request: proto::CreateSipParticipantRequest,
+        dial: Dial,
     ) -> Result<proto::SipParticipantInfo, ApiError> {
+        let request = dial.into_request();
         let token = AccessToken::for_sip_call(&self.credentials.api_key, &request.room_name)
             .sign(self.credentials.api_secret());
         self.call("livekit.SIP", "CreateSIPParticipant", &token, &request)

@@ -10,9 +10,9 @@ use audio::Codec as _;
 use common::{best_correlation, clip, clip_path, envelope, next_job, start_worker};
 use livekit::proto;
 use livekit::room::{self, CallStatus, EndReason, IcePolicy, RoomEvent, RoomOptions, RoomSession};
-use livekit::sip_api::{ServerApi, Transfer};
+use livekit::sip_api::{Dial, ServerApi, Transfer};
 use livekit::token::Credentials;
-use testkit::livekit::{CallHandle, FakeLiveKit, SipCall, TwirpCall};
+use testkit::livekit::{CallHandle, Callee, FakeLiveKit, SipCall, TwirpCall};
 
 const CALLER: &str = "+15551230000";
 const DIALLED: &str = "+15559870000";
@@ -353,17 +353,24 @@ async fn transfer_reaches_the_server_with_its_fields_and_the_caller_leaves() {
         .expect_err("bad signature");
     assert_eq!(err.twirp_code(), Some("unauthenticated"));
 
-    // Dial-out and dispatch reach the server too.
-    let info = api
-        .create_sip_participant(proto::CreateSipParticipantRequest {
-            sip_trunk_id: "ST_out".into(),
-            sip_call_to: "+15552223333".into(),
-            room_name: "outbound-1".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("dial-out");
+    // Dial-out and dispatch reach the server too; a failed dial carries its SIP status.
+    let mut dial = Dial::new("ST_out", "+15552223333", "outbound-1");
+    dial.wait_until_answered = true;
+    dial.ringing_timeout = Some(Duration::from_secs(20));
+    let info = api.create_sip_participant(dial).await.expect("dial-out");
     assert_eq!(info.room_name, "outbound-1");
+    assert_eq!(info.participant_identity, "sip_+15552223333");
+    fake.set_callee(
+        "+15552224444",
+        Callee::Fails {
+            after: Duration::ZERO,
+            status: 486,
+        },
+    );
+    let mut busy = Dial::new("ST_out", "+15552224444", "outbound-2");
+    busy.wait_until_answered = true;
+    let err = api.create_sip_participant(busy).await.expect_err("busy");
+    assert_eq!(err.sip_status(), Some((486, "SIP_STATUS_BUSY_HERE")));
     api.create_dispatch(proto::CreateAgentDispatchRequest {
         agent_name: common::AGENT_NAME.into(),
         room: "outbound-1".into(),
@@ -372,10 +379,11 @@ async fn transfer_reaches_the_server_with_its_fields_and_the_caller_leaves() {
     .await
     .expect("dispatch");
     let calls = fake.twirp_calls();
-    assert!(
-        matches!(&calls[2], TwirpCall::CreateSipParticipant(r) if r.sip_call_to == "+15552223333")
-    );
-    assert!(matches!(&calls[3], TwirpCall::CreateDispatch(r) if r.room == "outbound-1"));
+    assert!(matches!(&calls[2], TwirpCall::CreateSipParticipant(r)
+        if r.sip_call_to == "+15552223333"
+            && r.wait_until_answered
+            && r.ringing_timeout.as_ref().is_some_and(|t| t.seconds == 20)));
+    assert!(matches!(&calls[4], TwirpCall::CreateDispatch(r) if r.room == "outbound-1"));
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ pub enum DialogCommand {
     Interrupt { spoken: String },
     /// A transfer the flow asked for did not happen.
     TransferFailed,
+    /// An answering machine answered: leave the flow's voicemail message and end the call.
+    Voicemail,
 }
 
 /// What the dialog produces, tagged with the reply it belongs to.
@@ -67,10 +69,14 @@ async fn run(
             DialogCommand::Interrupt { spoken } => {
                 engine.interrupted(&spoken);
             }
-            DialogCommand::Start | DialogCommand::Turn(_) | DialogCommand::TransferFailed => {
+            DialogCommand::Start
+            | DialogCommand::Turn(_)
+            | DialogCommand::TransferFailed
+            | DialogCommand::Voicemail => {
                 let mut stream = match command {
                     DialogCommand::Start => engine.start(),
                     DialogCommand::Turn(input) => engine.turn(input),
+                    DialogCommand::Voicemail => engine.voicemail(),
                     _ => engine.transfer_failed(),
                 };
                 loop {

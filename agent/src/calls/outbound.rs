@@ -5,7 +5,8 @@
 //! `rejected`, `unreachable`), and an answered call runs the same pipeline as an inbound one.
 //!
 //! [`run_outbound`] owns the call from the dial to the end, like `run_inbound`; a campaign runs
-//! one per number it calls.
+//! one per number it calls. A `[[livekit.outbound_trunks]]` trunk takes the same steps through
+//! LiveKit SIP instead (`room_dial`): same plan, same end reasons, `transport = livekit`.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use store::CallDirection;
 use tokio::sync::{mpsc, watch};
 
 use super::{CallLeg, CallPlan, CallRequest, CallRuntime};
-use crate::trunks::DestinationError;
+use crate::trunks::{DestinationError, Route};
 
 /// What to call.
 #[derive(Debug, Clone)]
@@ -73,6 +74,11 @@ pub enum OutboundError {
     UnknownFlow(String),
     #[error("cannot set the call up: {0}")]
     Setup(#[from] super::SetupError),
+    /// A `[[livekit.outbound_trunks]]` trunk without `[livekit]` url, key and secret.
+    #[error(
+        "trunk {0:?} dials through LiveKit, but livekit.url, api_key and api_secret are not all set"
+    )]
+    LiveKitNotConfigured(String),
 }
 
 impl OutboundError {
@@ -83,6 +89,7 @@ impl OutboundError {
             self,
             Self::Destination(_)
                 | Self::UnknownFlow(_)
+                | Self::LiveKitNotConfigured(_)
                 | Self::Setup(super::SetupError::Plan(_) | super::SetupError::UnknownFlow(_))
         )
     }
@@ -96,49 +103,25 @@ pub async fn run_outbound(
     req: OutboundRequest,
     mut stop: watch::Receiver<bool>,
 ) -> Result<OutboundResult, OutboundError> {
-    let trunk = crate::trunks::check_destination(&rt.config, &req.trunk, &req.number)?;
-    if let Some(flow) = &req.flow
-        && rt.flows.get(flow).is_none()
-    {
-        return Err(OutboundError::UnknownFlow(flow.clone()));
-    }
+    let trunk = match crate::trunks::check_destination(&rt.config, &req.trunk, &req.number)? {
+        Route::Sip(trunk) => trunk,
+        Route::LiveKit(trunk) => {
+            let trunk = trunk.clone();
+            return super::room_dial::run(rt, &trunk, req, stop).await;
+        }
+    };
     // The same caller ID the driver puts in From (see `driver_trunk`).
     let from = [&trunk.from_number, &trunk.username]
         .into_iter()
         .find(|s| !s.is_empty())
         .map_or_else(|| "agent".to_owned(), |s| s.clone());
-    let request = CallRequest {
-        direction: CallDirection::Outbound,
-        from,
-        to: req.number.clone(),
-        caller: req.number.clone(),
-        // We dialled this number ourselves: whoever answers is on the line we reached.
-        caller_id_trusted: true,
-        sip_call_id: None,
-        tenant: req.tenant.clone(),
-        vars: req.vars.clone(),
-        flow: req.flow.clone(),
-        transport: store::CallTransport::Sip,
+    let plan = plan_call(&rt, &req, from, store::CallTransport::Sip).await?;
+    let plan = match refuse_without_voice(&rt, plan).await {
+        Ok(plan) => plan,
+        Err(refused) => return Ok(refused),
     };
-    let plan = CallPlan::prepare(&rt, request)
-        .await
-        .map_err(OutboundError::Setup)?;
     let call_id = plan.call_id.clone();
-    let not_connected = |end_reason: store::EndReason, detail: String| OutboundResult {
-        call_id: call_id.clone(),
-        end_reason,
-        answered: false,
-        detail: Some(detail),
-    };
-    if let Err(e) = rt.engines.tts_available() {
-        // Calling someone the agent cannot speak to would only annoy them.
-        tracing::error!(error = %e, "not dialling: no speech synthesis");
-        plan.abandon(store::EndReason::TtsUnavailable).await;
-        return Ok(not_connected(
-            store::EndReason::TtsUnavailable,
-            e.to_string(),
-        ));
-    }
+    let not_connected = |end_reason, detail| not_connected(&call_id, end_reason, detail);
     let ringing_timeout = rt.config.call.ringing_timeout_secs;
     let dial = DialRequest {
         trunk: Some(req.trunk.clone()),
@@ -255,18 +238,81 @@ pub async fn run_outbound(
     })
 }
 
-fn report(progress: &Option<mpsc::Sender<OutboundProgress>>, event: OutboundProgress) {
+/// Sets an outbound call up (tenant, flow, the callee looked up by number, the call row).
+pub(super) async fn plan_call(
+    rt: &CallRuntime,
+    req: &OutboundRequest,
+    from: String,
+    transport: store::CallTransport,
+) -> Result<CallPlan, OutboundError> {
+    if let Some(flow) = &req.flow
+        && rt.flows.get(flow).is_none()
+    {
+        return Err(OutboundError::UnknownFlow(flow.clone()));
+    }
+    let request = CallRequest {
+        direction: CallDirection::Outbound,
+        from,
+        to: req.number.clone(),
+        caller: req.number.clone(),
+        // We dialled this number ourselves: whoever answers is on the line we reached.
+        caller_id_trusted: true,
+        sip_call_id: None,
+        tenant: req.tenant.clone(),
+        vars: req.vars.clone(),
+        flow: req.flow.clone(),
+        transport,
+    };
+    CallPlan::prepare(rt, request)
+        .await
+        .map_err(OutboundError::Setup)
+}
+
+/// Calling someone the agent cannot speak to would only annoy them: without a voice the call
+/// is stored as `tts_unavailable` and not dialled.
+pub(super) async fn refuse_without_voice(
+    rt: &CallRuntime,
+    plan: CallPlan,
+) -> Result<CallPlan, OutboundResult> {
+    let Err(e) = rt.engines.tts_available() else {
+        return Ok(plan);
+    };
+    tracing::error!(error = %e, "not dialling: no speech synthesis");
+    let call_id = plan.call_id.clone();
+    plan.abandon(store::EndReason::TtsUnavailable).await;
+    Err(not_connected(
+        &call_id,
+        store::EndReason::TtsUnavailable,
+        e.to_string(),
+    ))
+}
+
+/// The result of a call that did not connect.
+pub(super) fn not_connected(
+    call_id: &store::CallId,
+    end_reason: store::EndReason,
+    detail: String,
+) -> OutboundResult {
+    OutboundResult {
+        call_id: call_id.clone(),
+        end_reason,
+        answered: false,
+        detail: Some(detail),
+    }
+}
+
+pub(super) fn report(progress: &Option<mpsc::Sender<OutboundProgress>>, event: OutboundProgress) {
     if let Some(tx) = progress {
         let _ = tx.try_send(event);
     }
 }
 
-async fn stopped(stop: &mut watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Why a call did not connect, in words, with the SIP status when there was one.
-fn describe(reason: &sip::EndReason) -> String {
+pub(super) fn describe(reason: &sip::EndReason) -> String {
     match reason {
         sip::EndReason::RemoteRejected { status, reason } if reason.is_empty() => {
             format!("{status}")

@@ -79,10 +79,7 @@ impl RoomCalls {
         let (worker, jobs) =
             Worker::start(options, admit).with_context(|| format!("livekit.url = {}", cfg.url))?;
         tracing::info!(url = %cfg.url, agent_name = %cfg.agent_name, max_jobs = cfg.max_jobs, "LiveKit agent worker started");
-        let ice = match cfg.ice.as_str() {
-            "loopback" => IcePolicy::LoopbackOnly,
-            _ => IcePolicy::Default,
-        };
+        let ice = ice_policy(cfg);
         let (stop_calls, _) = watch::channel(false);
         Ok(Some(Self {
             runtime: rt.clone(),
@@ -155,9 +152,17 @@ impl RoomCalls {
     }
 }
 
-/// Why a job could not become a call.
+/// `[livekit] ice` as the room client's policy.
+pub(super) fn ice_policy(cfg: &LiveKitConfig) -> IcePolicy {
+    match cfg.ice.as_str() {
+        "loopback" => IcePolicy::LoopbackOnly,
+        _ => IcePolicy::Default,
+    }
+}
+
+/// Why a job (or a dialled room call) could not become a call.
 #[derive(Debug, thiserror::Error)]
-enum JobError {
+pub(super) enum JobError {
     #[error("cannot join the room: {0}")]
     Join(#[from] room::RoomError),
     #[error("no SIP participant with media within {0:?}")]
@@ -258,7 +263,7 @@ async fn run_job(
 /// Waits until the SIP participant is in the room with its call up and both peer
 /// connections carry media. Audio that arrives before is dropped (the greeting has not
 /// started; nothing is listening yet).
-async fn wait_for_caller(
+pub(super) async fn wait_for_caller(
     session: &mut RoomSession,
     limit: Duration,
 ) -> Result<SipParticipant, JobError> {

@@ -69,6 +69,8 @@ pub struct CallPlan {
     recorder: Recorder,
     recorder_task: JoinHandle<()>,
     engine: Engine,
+    /// Screen the answer for an answering machine (outbound, `call.answering_machine_detection`).
+    screen_for_machine: bool,
 }
 
 impl CallPlan {
@@ -159,6 +161,8 @@ impl CallPlan {
             recorder,
             recorder_task,
             engine,
+            screen_for_machine: request.direction == CallDirection::Outbound
+                && rt.config.call.answering_machine_detection,
         })
     }
 
@@ -222,7 +226,14 @@ impl CallPlan {
             silence_timeout: Duration::from_secs(cfg.call.silence_timeout_secs),
             max_duration: Duration::from_secs(cfg.call.max_duration_secs),
         };
+        let amd = self.screen_for_machine.then(|| {
+            audio::amd::AmdDetector::new(audio::amd::AmdConfig {
+                sample_rate: PIPELINE_RATE,
+                ..audio::amd::AmdConfig::default()
+            })
+        });
         let start = CallStart {
+            amd,
             call_id: self.call_id.clone(),
             at: answered_at(),
             unix_ms: now_ms(),

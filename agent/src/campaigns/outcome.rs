@@ -34,6 +34,14 @@ pub fn classify(
                     end.permanent = true;
                     end.detail = Some(format!("not in trunks.{trunk}.allowed_destinations"));
                 }
+                OutboundError::Destination(DestinationError::NotAllowedLiveKit {
+                    trunk, ..
+                }) => {
+                    end.permanent = true;
+                    end.detail = Some(format!(
+                        "not in livekit.outbound_trunks.{trunk}.allowed_destinations"
+                    ));
+                }
                 OutboundError::Destination(DestinationError::UnknownTrunk(t)) => {
                     end.result = AttemptResult::Interrupted;
                     end.campaign_fault = Some(format!("trunk {t:?} is not configured"));

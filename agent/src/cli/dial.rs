@@ -1,5 +1,6 @@
 //! `agent dial NUMBER --trunk T [--flow F]`: places one call from this process (its own SIP
-//! driver on `sip.listen`), runs the flow when answered, and prints how the call went.
+//! driver on `sip.listen`, or LiveKit SIP for a `[[livekit.outbound_trunks]]` trunk), runs the
+//! flow when answered, and prints how the call went.
 //!
 //! Exit codes: 0 answered, 1 not connected (busy, no answer, rejected, unreachable) or a
 //! runtime failure, 2 refused before dialling (unknown trunk or flow, number not in the
@@ -106,6 +107,11 @@ pub async fn run(args: DialArgs, cfg: &Config) -> anyhow::Result<()> {
 
 fn print_progress(step: &OutboundProgress) {
     match step {
+        OutboundProgress::Dialling {
+            call_id,
+            sip_call_id,
+            target,
+        } if sip_call_id.is_empty() => println!("call {call_id}: dialling {target}"),
         OutboundProgress::Dialling {
             call_id,
             sip_call_id,

@@ -34,6 +34,59 @@ pub struct LiveKitConfig {
     /// as a direct trunk's `trusted_caller_id`: flows with
     /// `verify = "postal_code_unless_trusted"` skip the postal code for their callers.
     pub trusted_trunks: Vec<String>,
+    /// Outbound calls through LiveKit SIP (`CreateSIPParticipant`): each entry is a trunk name
+    /// for `agent dial --trunk` and campaigns, like a `[[trunks]]` one, whose calls go out
+    /// through a LiveKit SIP outbound trunk instead of this daemon's own SIP stack.
+    #[serde(deserialize_with = "outbound_trunks")]
+    pub outbound_trunks: Vec<LiveKitTrunk>,
+}
+
+/// `[[livekit.outbound_trunks]]`: a LiveKit SIP outbound trunk the daemon dials through.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LiveKitTrunk {
+    /// The name calls and campaigns use (`agent dial --trunk NAME`); unique among
+    /// `[[trunks]]` and these.
+    pub name: String,
+    /// The LiveKit outbound trunk id (`ST_…`, `CreateSIPParticipantRequest.sip_trunk_id`).
+    pub trunk_id: String,
+    /// Caller ID shown to the callee (`sip_number`); empty: the trunk's own number.
+    #[serde(default)]
+    pub from_number: String,
+    /// Prefixes a dialled number must start with, as `[[trunks]]`: `["*"]` any, empty none.
+    #[serde(default)]
+    pub allowed_destinations: Vec<String>,
+}
+
+impl LiveKitTrunk {
+    /// Whether `number` may be dialled through this trunk (`allowed_destinations`).
+    pub fn allows_destination(&self, number: &str) -> bool {
+        super::trunks::destination_allowed(&self.allowed_destinations, number)
+    }
+}
+
+fn outbound_trunks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<LiveKitTrunk>, D::Error> {
+    let trunks = Vec::<LiveKitTrunk>::deserialize(d)?;
+    for (i, t) in trunks.iter().enumerate() {
+        if t.name.trim().is_empty() {
+            return Err(D::Error::custom(format!(
+                "outbound_trunks[{i}].name must not be empty"
+            )));
+        }
+        if !t.trunk_id.starts_with("ST_") {
+            return Err(D::Error::custom(format!(
+                "outbound_trunks[{i}].trunk_id = {:?} is not a LiveKit SIP trunk id (ST_…)",
+                t.trunk_id
+            )));
+        }
+        if let Some(j) = trunks[..i].iter().position(|o| o.name == t.name) {
+            return Err(D::Error::custom(format!(
+                "outbound_trunks[{i}].name = {:?} is already the name of outbound_trunks[{j}]",
+                t.name
+            )));
+        }
+    }
+    Ok(trunks)
 }
 
 impl Default for LiveKitConfig {
@@ -47,6 +100,7 @@ impl Default for LiveKitConfig {
             media_timeout_secs: 10,
             ice: "default".to_owned(),
             trusted_trunks: Vec::new(),
+            outbound_trunks: Vec::new(),
         }
     }
 }

@@ -98,7 +98,7 @@ pub fn load(
     // Check the file on its own first: this is where spans, and so line numbers, exist.
     let from_file = parse_file(file, &text)?;
     if overrides.is_empty() {
-        return Ok(from_file);
+        return cross_checked(from_file, file);
     }
     let mut merged: toml::Table = text
         .parse()
@@ -109,7 +109,7 @@ pub fn load(
         set_path(&mut merged, o, value)?;
     }
     let de = toml::Value::Table(merged);
-    serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
+    let merged = serde_path_to_error::deserialize::<_, Config>(de).map_err(|e| {
         let key = e.path().to_string();
         let reason = e.inner().message().to_owned();
         // Blame the last override touching that key (later layers win); else the file.
@@ -130,7 +130,24 @@ pub fn load(
                 reason,
             },
         }
-    })
+    })?;
+    cross_checked(merged, file)
+}
+
+/// Rules that span sections: a trunk name means one trunk, whether it is a `[[trunks]]` or a
+/// `[[livekit.outbound_trunks]]` entry.
+fn cross_checked(cfg: Config, file: &Path) -> Result<Config, ConfigError> {
+    for (i, t) in cfg.livekit.outbound_trunks.iter().enumerate() {
+        if cfg.trunks.iter().any(|s| s.name == t.name) {
+            return Err(ConfigError::File {
+                file: file.to_owned(),
+                line: None,
+                key: format!("livekit.outbound_trunks[{i}].name"),
+                reason: format!("{:?} is already the name of a [[trunks]] entry", t.name),
+            });
+        }
+    }
+    Ok(cfg)
 }
 
 fn parse_file(file: &Path, text: &str) -> Result<Config, ConfigError> {

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use billing::{BillingConfig, DodoConfig, EmailConfig, OverageConfig, PlanConfig, PriceConfig};
 pub use campaigns::{CampaignsConfig, TrunkLimit};
 pub use integrations::{SecurityConfig, ZohoConfig};
-pub use livekit::LiveKitConfig;
+pub use livekit::{LiveKitConfig, LiveKitTrunk};
 pub use load::{ConfigError, Override, load};
 pub use secret::{DatabaseUrl, Secret};
 pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
@@ -204,6 +204,10 @@ pub struct CallConfig {
     pub answer_delay_ms: u64,
     /// Outbound calls not answered within this many seconds are cancelled (`no_answer`); 0: no limit.
     pub ringing_timeout_secs: u64,
+    /// Outbound calls: screen the answer for an answering machine (at most 3 s) before the
+    /// flow speaks; a machine gets the flow's `messages.voicemail` after its beep and the call
+    /// ends as `voicemail`.
+    pub answering_machine_detection: bool,
 }
 
 impl Default for CallConfig {
@@ -215,6 +219,7 @@ impl Default for CallConfig {
             default_tenant: "default".to_owned(),
             answer_delay_ms: 0,
             ringing_timeout_secs: 30,
+            answering_machine_detection: true,
         }
     }
 }

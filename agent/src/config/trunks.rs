@@ -318,16 +318,21 @@ impl TrunkConfig {
     /// Whether `number` may be dialled through this trunk (`allowed_destinations`). Spaces,
     /// dashes, dots and parentheses in `number` are ignored.
     pub fn allows_destination(&self, number: &str) -> bool {
-        let n: String = number
-            .chars()
-            .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
-            .collect();
-        !n.is_empty()
-            && self
-                .allowed_destinations
-                .iter()
-                .any(|p| p == "*" || n.starts_with(p.as_str()))
+        destination_allowed(&self.allowed_destinations, number)
     }
+}
+
+/// Whether `number` matches an allow-list of prefixes (`"*"`: any; empty list: none). Spaces,
+/// dashes, dots and parentheses in `number` are ignored.
+pub fn destination_allowed(allowed: &[String], number: &str) -> bool {
+    let n: String = number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .collect();
+    !n.is_empty()
+        && allowed
+            .iter()
+            .any(|p| p == "*" || n.starts_with(p.as_str()))
 }
 
 /// `deserialize_with` for `Config::trunks`: names must be unique.

@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod campaign;
+pub mod dial;
 pub mod kamailio;
+pub mod livekit;
 pub mod peers;
 pub mod sipp;
 pub mod speech;

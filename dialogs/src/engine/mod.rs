@@ -312,6 +312,12 @@ impl Engine {
         Box::pin(self.transfer_failed_stream())
     }
 
+    /// An answering machine took the call: the flow's `messages.voicemail`, then the end of
+    /// the call (`EndCall { reason: "voicemail" }`).
+    pub fn voicemail(&mut self) -> ReplyStream<'_> {
+        Box::pin(self.voicemail_stream())
+    }
+
     /// Playback was cut off: keep only `spoken_prefix` (the text actually played, as the
     /// concatenation of the sentences heard, possibly cut mid-sentence) of the last reply.
     /// Returns the estimated completion tokens that were never heard.

@@ -147,6 +147,24 @@ impl Engine {
         }
     }
 
+    pub(super) fn voicemail_stream(&mut self) -> impl Stream<Item = ReplyEvent> + Send + '_ {
+        async_stream::stream! {
+            self.begin_turn();
+            self.turn.mode = Some(ReplyMode::Scripted);
+            let line = self.render(&self.flow.spec().messages.voicemail);
+            if !line.trim().is_empty() {
+                self.outbox.push_back(Out::Say(line));
+            }
+            self.outbox.push_back(Out::Action(CallAction::EndCall {
+                reason: "voicemail".into(),
+            }));
+            for await ev in self.drain() {
+                yield ev;
+            }
+            yield ReplyEvent::Done(self.summary());
+        }
+    }
+
     pub(super) fn transfer_failed_stream(&mut self) -> impl Stream<Item = ReplyEvent> + Send + '_ {
         async_stream::stream! {
             // Summary first, so tools committed by `settle` are reported in this turn.

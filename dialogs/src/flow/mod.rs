@@ -194,6 +194,9 @@ pub struct Messages {
     pub refusal: String,
     /// Said when the SIP layer reports a failed transfer.
     pub transfer_failed: String,
+    /// Left on an answering machine (outbound calls, after the beep); empty: hang up without
+    /// a message.
+    pub voicemail: String,
 }
 
 impl Default for Messages {
@@ -207,6 +210,8 @@ impl Default for Messages {
             refusal: "I'm sorry, I can't help with that on this call.".into(),
             transfer_failed: "I'm sorry, I couldn't connect you. I can take a message instead."
                 .into(),
+            voicemail:
+                "Hello, we tried to reach you and will call again later. Thank you. Goodbye.".into(),
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod agent;
 mod media;
+mod outbound;
 mod rtc;
 mod twirp;
 
@@ -37,6 +38,7 @@ use livekit::token::Credentials;
 use tokio::sync::{Notify, mpsc};
 
 pub use agent::{Dispatch, WorkerMessageRecord};
+pub use outbound::Callee;
 pub use twirp::TwirpCall;
 
 /// The fake's API key and secret.
@@ -129,6 +131,8 @@ pub(crate) struct State {
     pub(crate) rooms: HashMap<String, rtc::RoomState>,
     pub(crate) twirp: Vec<TwirpCall>,
     pub(crate) violations: Vec<String>,
+    /// How numbers dialled with `CreateSIPParticipant` answer.
+    pub(crate) callees: HashMap<String, Callee>,
 }
 
 impl FakeLiveKit {
@@ -211,6 +215,43 @@ impl FakeLiveKit {
         Ok(CallHandle {
             room_name,
             dispatch,
+            shared: self.shared.clone(),
+        })
+    }
+
+    /// How `number` answers when dialled with `CreateSIPParticipant` (default: at once, silent).
+    pub fn set_callee(&self, number: &str, callee: Callee) {
+        self.shared.lock().callees.insert(number.to_owned(), callee);
+    }
+
+    /// Waits until a `CreateSIPParticipant` put `number` in a room, and returns that call.
+    pub async fn outbound_call(
+        &self,
+        number: &str,
+        timeout: Duration,
+    ) -> Result<CallHandle, FakeError> {
+        let find = |s: &State| {
+            s.rooms
+                .iter()
+                .find(|(_, r)| {
+                    r.sip.attributes.get("sip.phoneNumber").map(String::as_str) == Some(number)
+                        && r.sip
+                            .attributes
+                            .get("sip.callID")
+                            .is_some_and(|id| id.starts_with("SCL_out"))
+                })
+                .map(|(name, _)| name.clone())
+        };
+        self.wait_until(timeout, "outbound call", |s| find(s).is_some())
+            .await?;
+        let room_name = find(&self.shared.lock()).ok_or(FakeError::Timeout("outbound call"))?;
+        Ok(CallHandle {
+            dispatch: Dispatch {
+                job_id: String::new(),
+                room_name: room_name.clone(),
+                participant_identity: String::new(),
+            },
+            room_name,
             shared: self.shared.clone(),
         })
     }

@@ -129,23 +129,15 @@ pub(crate) async fn handler(
             if let Err(why) = check_sip_call(&claims) {
                 return denied(why);
             }
-            let n = shared.next_id();
-            let info = proto::SipParticipantInfo {
-                participant_id: format!("PA_out{n}"),
-                participant_identity: if req.participant_identity.is_empty() {
-                    format!("sip_{}", req.sip_call_to)
-                } else {
-                    req.participant_identity.clone()
-                },
-                room_name: req.room_name.clone(),
-                sip_call_id: format!("SCL_out{n}"),
-            };
             shared
                 .lock()
                 .twirp
-                .push(TwirpCall::CreateSipParticipant(Box::new(req)));
+                .push(TwirpCall::CreateSipParticipant(Box::new(req.clone())));
             shared.changed.notify_waiters();
-            encode(&encoding, &info)
+            match super::outbound::create_sip_participant(&shared, &req).await {
+                Ok(info) => encode(&encoding, &info),
+                Err(failure) => sip_failure(&failure),
+            }
         }
         ("livekit.AgentDispatchService", "CreateDispatch") => {
             let Some(req) = decode::<proto::CreateAgentDispatchRequest>(&encoding, &body) else {
@@ -214,6 +206,31 @@ fn check_room_admin(claims: &Claims, room: &str) -> Result<(), &'static str> {
     } else {
         Err("requires roomAdmin on the room")
     }
+}
+
+/// A dial that ended with a final SIP status: the twirp error carries it in `meta`
+/// (`sip_status_code`, `sip_status`), which is what clients read; the twirp code is the
+/// nearest HTTP-ish one.
+fn sip_failure(failure: &super::outbound::DialFailure) -> Response {
+    let (status, code) = match failure.status {
+        400 => (StatusCode::BAD_REQUEST, "invalid_argument"),
+        404 => (StatusCode::NOT_FOUND, "not_found"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    (
+        status,
+        [("content-type", "application/json")],
+        serde_json::json!({
+            "code": code,
+            "msg": format!("INVITE failed: sip status: {}", failure.status),
+            "meta": {
+                "sip_status_code": failure.status.to_string(),
+                "sip_status": failure.status_name(),
+            },
+        })
+        .to_string(),
+    )
+        .into_response()
 }
 
 fn denied(why: &str) -> Response {

@@ -29,6 +29,7 @@
 
 mod hearing;
 mod replies;
+mod screening;
 mod speaking;
 #[cfg(test)]
 mod tests;
@@ -37,11 +38,13 @@ mod turns;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use audio::amd::AmdDetector;
 use dialogs::TurnSettings;
 use speech::Pcm;
 use store::{CallId, EndReason, EventKind};
 
 use self::hearing::Hearing;
+use self::screening::Screening;
 use self::speaking::Speaking;
 use super::dialog::{DialogCommand, DialogOutput};
 use super::exchange::Exchange;
@@ -85,6 +88,9 @@ pub struct CallStart {
     pub codec: String,
     /// Why speech recognition cannot run, if it cannot: the caller hears [`UNAVAILABLE`].
     pub stt_unavailable: Option<String>,
+    /// Answering-machine detection (outbound calls): the callee is screened before the flow
+    /// speaks; a machine gets the flow's voicemail message after its beep.
+    pub amd: Option<AmdDetector>,
 }
 
 /// A finished transcription.
@@ -225,6 +231,9 @@ pub enum TimerReason {
 /// Where the conversation is.
 #[derive(Debug)]
 enum Phase {
+    /// An outbound call was answered: the callee's first sound decides between a person (the
+    /// flow's greeting follows) and an answering machine (its message after the beep).
+    Screening(Box<Screening>),
     /// The flow's opener is being produced and played.
     Greeting(Reply),
     /// The agent has finished; the caller's turn. The silence timer runs while nothing is
@@ -343,12 +352,18 @@ impl CallCore {
                 );
                 core.say_and_end(now, UNAVAILABLE, EndReason::SttUnavailable);
             }
-            None => {
-                let reply = core.ask_dialog(DialogCommand::Start);
-                core.phase = Phase::Greeting(Reply::new(reply));
-            }
+            None => match start.amd {
+                Some(detector) => core.phase = Phase::Screening(Box::new(Screening::new(detector))),
+                None => core.greet(),
+            },
         }
         core
+    }
+
+    /// Asks the flow for its opener.
+    fn greet(&mut self) {
+        let reply = self.ask_dialog(DialogCommand::Start);
+        self.phase = Phase::Greeting(Reply::new(reply));
     }
 
     /// Applies one input.
@@ -357,6 +372,9 @@ impl CallCore {
             return;
         }
         match input {
+            Input::CallerFrame { pcm, .. } if matches!(self.phase, Phase::Screening(_)) => {
+                self.screen(now, &pcm)
+            }
             Input::CallerFrame { pcm, arrived, echo } => self.on_frame(now, &pcm, arrived, echo),
             Input::Dtmf(digit) => self.on_dtmf(now, digit),
             Input::Transcript { revision, result } => self.on_transcript(now, revision, result),
@@ -439,6 +457,7 @@ impl CallCore {
     /// The phase's name, for logs and tests.
     pub fn phase_name(&self) -> &'static str {
         match &self.phase {
+            Phase::Screening(_) => "screening",
             Phase::Greeting(_) => "greeting",
             Phase::Listening => "listening",
             Phase::Replying(_) => "replying",

@@ -149,7 +149,9 @@ impl CallCore {
         self.hearing.awaiting = None;
         self.hearing.interim = None;
         let listening = match &self.phase {
-            Phase::Ending(_) | Phase::Ended(_) | Phase::Transferring(_) => false,
+            Phase::Screening(_) | Phase::Ending(_) | Phase::Ended(_) | Phase::Transferring(_) => {
+                false
+            }
             Phase::Greeting(r) | Phase::Replying(r) => !matches!(r.then, Then::End(_)),
             Phase::BargedIn(_) | Phase::Listening => true,
         };
@@ -201,7 +203,10 @@ impl CallCore {
         let answering = match &self.phase {
             Phase::Listening | Phase::BargedIn(_) => true,
             Phase::Greeting(r) | Phase::Replying(r) => !matches!(r.then, Then::End(_)),
-            Phase::Transferring(_) | Phase::Ending(_) | Phase::Ended(_) => false,
+            // Keys while screening are stored, not answered: the flow has not spoken yet.
+            Phase::Screening(_) | Phase::Transferring(_) | Phase::Ending(_) | Phase::Ended(_) => {
+                false
+            }
         };
         if !answering {
             return;

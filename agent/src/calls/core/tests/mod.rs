@@ -17,6 +17,7 @@
 #![allow(clippy::disallowed_methods)] // one `Instant::now()` to have a starting point
 
 mod scenarios;
+mod screening;
 mod transitions;
 
 use std::collections::{BTreeSet, VecDeque};
@@ -120,6 +121,9 @@ pub(super) struct Sim {
     pub did: Vec<String>,
     dialog: DialogFn,
     caller: Vec<Segment>,
+    /// Recorded callee audio (16 kHz) played frame by frame from the answer instead of the
+    /// scripted segments; silence after it.
+    recorded: Option<Vec<i16>>,
     scheduled: Vec<(Instant, u64, Input)>,
     seq: u64,
     stt_delay: Duration,
@@ -186,6 +190,24 @@ impl Sim {
     }
 
     pub fn with(config: CoreConfig, stt_unavailable: Option<&str>, dialog: DialogFn) -> Sim {
+        Sim::build(config, stt_unavailable, None, dialog)
+    }
+
+    /// An answered outbound call screened for an answering machine; the callee plays
+    /// `recorded` (16 kHz).
+    pub fn screening(recorded: Vec<i16>, dialog: DialogFn) -> Sim {
+        let amd = audio::amd::AmdDetector::new(audio::amd::AmdConfig::default());
+        let mut sim = Sim::build(config(), None, Some(amd), dialog);
+        sim.recorded = Some(recorded);
+        sim
+    }
+
+    fn build(
+        config: CoreConfig,
+        stt_unavailable: Option<&str>,
+        amd: Option<audio::amd::AmdDetector>,
+        dialog: DialogFn,
+    ) -> Sim {
         let t0 = Instant::now();
         let listener = Listener::new(
             ListenConfig {
@@ -201,6 +223,7 @@ impl Sim {
             unix_ms: 1_700_000_000_000,
             codec: "PCMU".into(),
             stt_unavailable: stt_unavailable.map(str::to_owned),
+            amd,
         };
         let core = CallCore::new(config, listener, start);
         let mut sim = Sim {
@@ -213,6 +236,7 @@ impl Sim {
             did: Vec::new(),
             dialog,
             caller: Vec::new(),
+            recorded: None,
             scheduled: Vec::new(),
             seq: 0,
             stt_delay: Duration::from_millis(100),
@@ -328,7 +352,16 @@ impl Sim {
             Some(s) => (true, s.echo),
             None => (false, false),
         };
-        let pcm = vec![if voiced { 1000 } else { 0 }; 320];
+        let pcm = match &self.recorded {
+            Some(audio) => {
+                let from = (ms as usize / 20 - 1) * 320;
+                let mut frame = audio.get(from..).unwrap_or_default().to_vec();
+                frame.resize(320, 0);
+                frame.truncate(320);
+                frame
+            }
+            None => vec![if voiced { 1000 } else { 0 }; 320],
+        };
         self.input(Input::CallerFrame {
             pcm,
             arrived: now,

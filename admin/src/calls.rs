@@ -94,6 +94,82 @@ pub(crate) async fn get_one(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/v1/calls/{id}/recordings", tag = "calls", params(("id" = String, Path)), responses((status = 200, body = crate::openapi::RecordingList), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
+/// `GET /v1/calls/{id}/recordings`: the call's recorded channels (empty when its flow does not
+/// record, or after the retention period).
+pub(crate) async fn recordings(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = auth.require(Role::Supervisor)?;
+    let call = state
+        .store
+        .get_call(&p.tenant_id, &CallId::new(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))?;
+    let list = state.store.list_recordings(&p.tenant_id, &call.id).await?;
+    let recordings: Vec<Value> = list
+        .iter()
+        .map(|r| {
+            json!({
+                "channel": r.channel,
+                "format": r.format,
+                "sample_rate": r.sample_rate,
+                "duration_ms": r.duration_ms,
+                "bytes": r.bytes,
+                "created_at": r.created_at,
+                "url": format!("/v1/calls/{}/recordings/{}", call.id.as_str(), r.channel),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "recordings": recordings })))
+}
+
+#[utoipa::path(get, path = "/v1/calls/{id}/recordings/{channel}", tag = "calls", params(("id" = String, Path), ("channel" = String, Path, description = "caller or agent")), responses((status = 200, content_type = "audio/wav", body = Vec<u8>), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
+/// `GET /v1/calls/{id}/recordings/{channel}`: one channel's file (`audio/wav`).
+pub(crate) async fn recording_file(
+    State(state): State<AppState>,
+    auth: Authenticated,
+    Path((id, channel)): Path<(String, String)>,
+) -> Result<axum::response::Response, ApiError> {
+    let p = auth.require(Role::Supervisor)?;
+    let call_id = CallId::new(id);
+    let recording = state
+        .store
+        .list_recordings(&p.tenant_id, &call_id)
+        .await?
+        .into_iter()
+        .find(|r| r.channel == channel)
+        .ok_or_else(|| ApiError::not_found("recording"))?;
+    let bytes = match tokio::fs::read(&recording.path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ApiError::not_found("recording file"));
+        }
+        Err(e) => {
+            tracing::error!(path = %recording.path, error = %e, "cannot read a recording");
+            return Err(ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the recording cannot be read",
+            ));
+        }
+    };
+    let disposition = format!(
+        "attachment; filename=\"{}-{}.wav\"",
+        call_id.as_str(),
+        recording.channel
+    );
+    Ok(axum::response::IntoResponse::into_response((
+        [
+            (axum::http::header::CONTENT_TYPE, "audio/wav".to_owned()),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )))
+}
+
 /// The call's cost: the ledger entry once the call is folded and ended (`final`), else priced
 /// now from the usage recorded so far.
 async fn cost_json(state: &AppState, call: &Call) -> Result<Value, ApiError> {

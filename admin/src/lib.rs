@@ -146,6 +146,8 @@ routes!(add_v1_routes, V1_ROUTES:
     delete "/keys/{id}" => tenants::revoke_key,
     get "/calls" => calls::list,
     get "/calls/{id}" => calls::get_one,
+    get "/calls/{id}/recordings" => calls::recordings,
+    get "/calls/{id}/recordings/{channel}" => calls::recording_file,
     get "/messages" => messages::list_messages,
     post "/messages/{id}/handled" => messages::mark_handled,
     get "/callbacks" => messages::list_callbacks,

@@ -74,6 +74,27 @@ pub(crate) struct CallList {
     next_cursor: Option<String>,
 }
 
+/// One recorded channel of a call.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordingJson {
+    /// `caller` or `agent`.
+    channel: String,
+    /// `wav` (16-bit PCM, mono).
+    format: String,
+    sample_rate: i64,
+    duration_ms: i64,
+    bytes: i64,
+    created_at: i64,
+    /// Where to download it (`GET`, same key).
+    url: String,
+}
+
+/// `GET /v1/calls/{id}/recordings`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct RecordingList {
+    recordings: Vec<RecordingJson>,
+}
+
 #[derive(Serialize, ToSchema)]
 pub(crate) struct LatencyJson {
     eot_ms: Option<i64>,
@@ -235,7 +256,8 @@ impl Modify for Security {
         crate::health::health, crate::health::ready, crate::health::metrics, openapi_json,
         crate::dashboard::page,
         crate::auth::whoami, crate::auth::list_keys,
-        crate::calls::list, crate::calls::get_one,
+        crate::calls::list, crate::calls::get_one, crate::calls::recordings,
+        crate::calls::recording_file,
         crate::messages::list_messages, crate::messages::mark_handled,
         crate::messages::list_callbacks, crate::messages::mark_callback_done,
         crate::customers::by_phone, crate::trunks::list,

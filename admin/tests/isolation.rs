@@ -26,6 +26,7 @@ fn markers(f: &Fixture) -> Vec<String> {
         "Contact of bravo".into(),
         "dnc of bravo".into(),
         "secret words of bravo".into(),
+        "recording of bravo".into(),
         "message of bravo".into(),
         "Customer of bravo".into(),
     ]
@@ -43,6 +44,7 @@ fn foreign(f: &Fixture, path: &str, param: &str) -> String {
         ("id", p) if p.starts_with("/v1/campaigns/") => b.campaign.clone(),
         ("phone", p) if p.starts_with("/v1/dnc/") => b.dnc.clone(),
         ("number", _) => b.number.clone(),
+        ("channel", _) => "caller".into(),
         ("trunk_id", _) => b.trunk.clone(),
         _ => panic!("{path}: no foreign value for parameter {param:?}; teach isolation.rs"),
     }

@@ -276,6 +276,22 @@ async fn sample_responses_match_their_schemas() {
             &f.a.supervisor,
             404,
         ),
+        (
+            "GET",
+            format!("/v1/calls/{call}/recordings"),
+            "/v1/calls/{id}/recordings",
+            None,
+            &f.a.supervisor,
+            200,
+        ),
+        (
+            "GET",
+            format!("/v1/calls/{call}/recordings/agent"),
+            "/v1/calls/{id}/recordings/{channel}",
+            None,
+            &f.a.supervisor,
+            404,
+        ),
     ];
     for (method, url, path, body, key, want) in samples {
         let (status, text) = send(&f.app, method, &url, Some(key), body, &[]).await;

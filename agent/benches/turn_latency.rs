@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::livekit::{heard_ms, wait_utterance};
+use support::livekit::wait_utterance;
 use support::peers::{Baresip, padded_clip};
 use support::speech::{Recording, whisper_model};
 use support::{Env, http_get};
@@ -201,7 +201,7 @@ impl Samples {
 }
 
 /// One LiveKit room call: the fake dispatches the daemon to a room whose SIP participant waits
-/// for the greeting to end, asks `clip`, and hangs up once the reply is over.
+/// for the greeting to end, asks `clip`, and hangs up once the reply has started.
 fn livekit_turn(
     rt: &tokio::runtime::Runtime,
     fake: &FakeLiveKit,
@@ -220,10 +220,20 @@ fn livekit_turn(
     rt.block_on(handle.media_connected(Duration::from_secs(10)))
         .unwrap_or_else(|e| panic!("{e}: {}", daemon.log_text()));
     wait_utterance(&handle, 0, Duration::from_secs(20));
-    let asked_at = heard_ms(&handle);
     handle.play_wav(clip).unwrap();
-    let clip_ms = audio::wav::read_wav(clip).map_or(3_000, |w| w.duration_ms());
-    wait_utterance(&handle, asked_at + clip_ms, Duration::from_secs(30));
+    // Once the reply has started (its latency is stored with its first packet), the caller
+    // hangs up: a reply may end in a transfer that takes the room away anyway.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while answered_turn(daemon, key, false).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reply to {}: {}",
+            clip.display(),
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     handle.leave();
     last_answered_turn(daemon, key)
 }
@@ -262,16 +272,23 @@ fn barge_in_reactions(env: &Env, work: &Path, calls: usize) -> Vec<i64> {
     reactions
 }
 
-/// The latency object of the newest call's first turn with caller text and a reply.
+/// The latency object of the newest call's first turn with caller text and a reply, once the
+/// call has ended.
 fn last_answered_turn(daemon: &support::Daemon, key: &str) -> Option<Value> {
+    answered_turn(daemon, key, true)
+}
+
+/// The latency object of the newest call's first answered turn; with `ended`, only once the
+/// call has ended (then its figures are final).
+fn answered_turn(daemon: &support::Daemon, key: &str, ended: bool) -> Option<Value> {
     // The recorder writes asynchronously: poll until the newest call has ended.
-    for _ in 0..50 {
+    for _ in 0..if ended { 50 } else { 1 } {
         let (_, body) = http_get(&daemon.url("/v1/calls?limit=1"), Some(key))?;
         let list: Value = serde_json::from_str(&body).ok()?;
         let id = list["calls"][0]["id"].as_str()?.to_owned();
         let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{id}")), Some(key))?;
         let call: Value = serde_json::from_str(&body).ok()?;
-        if call["status"] == "ended" {
+        if call["status"] == "ended" || !ended {
             return call["turns"]
                 .as_array()?
                 .iter()

@@ -78,6 +78,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let mut calls = tokio::spawn(manager.run(sip.clone(), inbound, stop_rx.clone(), grace));
     let stats = tokio::spawn(wiring::export_sip_stats(sip.clone(), stop_rx.clone()));
     let trunk_metrics = tokio::spawn(crate::trunks::export_metrics(sip.clone(), stop_rx.clone()));
+    let recordings_sweep = tokio::spawn(sweep_recordings(
+        store.clone(),
+        cfg.recording.clone(),
+        stop_rx.clone(),
+    ));
 
     tokio::select! {
         () = crate::shutdown::signal() => {}
@@ -122,6 +127,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     stats.abort();
     trunk_metrics.abort();
+    recordings_sweep.abort();
     integrations.abort();
     for task in billing_tasks {
         // They stop on stop_rx; a send or fold in flight is safe to cut (leases, revisions).
@@ -130,6 +136,32 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes recordings past `recording.retention_days`, at start and every
+/// `recording.sweep_interval_secs`, until shutdown.
+async fn sweep_recordings(
+    store: store::Store,
+    cfg: crate::config::RecordingConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(cfg.sweep_interval_secs.max(1)));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let deleted =
+            crate::calls::recording::sweep(&store, cfg.retention_days, crate::clock::now_ms())
+                .await;
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                retention_days = cfg.retention_days,
+                "deleted old recordings"
+            );
+        }
+    }
 }
 
 /// The flow registry as the admin API sees it (names only).

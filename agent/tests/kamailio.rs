@@ -507,3 +507,89 @@ fn a_caller_asking_for_a_person_is_transferred_by_refer_to_a_phone_that_answers(
         kam.log()
     );
 }
+
+/// Answering-machine detection over real SIP: carol's phone answers with a recorded machine
+/// greeting and its beep (`machine_anna`, from the AMD set); the agent stays quiet through the
+/// greeting, leaves the payment-reminder flow's voicemail message after the beep, and the call
+/// ends as `voicemail` with the detector's verdict and the beep stored as events.
+#[test]
+fn agent_dial_leaves_the_voicemail_message_after_a_machines_beep() {
+    let kam = Kamailio::start_with_users(&[("carol", "carolpw")]);
+    let work = tempfile::tempdir().unwrap();
+    let greeting =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/amd/machine_anna.wav");
+    let clip = work.path().join("carol.wav");
+    support::peers::padded_clip(&greeting, &clip, 0.0, 60.0);
+    let mut carol = Baresip::answer_registered(
+        work.path(),
+        "carol",
+        "carolpw",
+        &kam.addr(),
+        &clip,
+        Duration::from_secs(90),
+    );
+    carol.wait_registered(Duration::from_secs(10));
+
+    let env = env_with_trunk(&kam, false, "");
+    let (out, _) = run_agent(
+        &env,
+        &[
+            "dial",
+            "carol",
+            "--trunk",
+            "kam",
+            "--flow",
+            "payment_reminder",
+        ],
+        Duration::from_secs(90),
+    );
+    let stdout = support::stdout(&out);
+    println!("{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        support::stderr(&out)
+    );
+    let (call_id, end_reason) = final_line(&stdout);
+    assert_eq!(end_reason, "voicemail");
+
+    let (_, events, turns) = stored_call(&env, &call_id);
+    let detail = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e.kind.as_str() == kind)
+            .map(|e| e.detail.clone())
+            .unwrap_or_else(|| panic!("no {kind} event: {:?}", kinds(&events)))
+    };
+    let amd = detail("amd");
+    assert_eq!(amd["verdict"], "machine", "{amd}");
+    assert!(amd["after_ms"].as_u64().unwrap() <= 3_000, "{amd}");
+    let beep = detail("amd_beep");
+    // The beep ends 4.96 s into the recording; the answer-to-playback offset adds a little.
+    let beep_at = beep["at_ms"].as_u64().unwrap();
+    assert!((4_700..=5_800).contains(&beep_at), "{beep}");
+    // The only thing said is the voicemail message: no greeting over the machine's.
+    assert_eq!(turns.len(), 1, "{turns:?}");
+    let message = turns[0].agent_text.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("Hello, this is Ava from Acme Plumbing"),
+        "{message}"
+    );
+
+    // What carol's machine recorded: nothing during its greeting, the message after the beep.
+    let heard = heard_by(&carol, 12);
+    let during_greeting = heard.onset_after(0, -40.0, 200);
+    assert!(
+        during_greeting.is_some_and(|at| at + 300 >= beep_at),
+        "the agent spoke at {during_greeting:?} ms, before the beep at {beep_at} ms"
+    );
+    let after = transcribe(&heard.to_16k(
+        beep_at,
+        heard.samples.len() as u64 * 1_000 / u64::from(heard.rate),
+    ))
+    .to_lowercase();
+    println!("carol's machine recorded: {after}");
+    let shared = words(&message).intersection(&words(&after)).count();
+    assert!(shared >= 5, "stored {message:?}, recorded {after:?}");
+}

@@ -130,6 +130,24 @@ async fn tenant(store: &Store, name: &str, digit: char) -> TenantData {
         .add_usage(&id, Some(&call), "call_ms", 120_000, "ms", T0 + 181_000)
         .await
         .unwrap();
+    // A recording whose "audio" is the tenant's marker: a download that crossed tenants
+    // would show it.
+    let path = std::env::temp_dir().join(format!("{}-caller.wav", call.as_str()));
+    std::fs::write(&path, format!("recording of {name}")).unwrap();
+    store
+        .add_recording(&store::CallRecording {
+            call_id: call.clone(),
+            tenant_id: id.clone(),
+            channel: "caller".into(),
+            path: path.display().to_string(),
+            format: "wav".into(),
+            sample_rate: 8_000,
+            duration_ms: 120_000,
+            bytes: 17,
+            created_at: T0 + 181_000,
+        })
+        .await
+        .unwrap();
     store
         .end_call(
             &call,

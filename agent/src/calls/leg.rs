@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::core::{PlaybackReport, TransferProgress};
+use super::recording::RecordedFrame;
 use super::transport::{
     FrameSender, LiveKitRoom, LiveKitTransport, OutFrame, SipTransport, TransferError, Transport,
     TransportEvent,
@@ -89,6 +90,8 @@ struct Queued {
     tag: u64,
     /// Level of the frame's PCM (dBFS), for the echo gate once it is sent.
     level_db: f32,
+    /// The frame's PCM at the codec rate, kept only while the call is recorded.
+    pcm: Vec<i16>,
 }
 
 /// One call's media and signalling, owned by its driver.
@@ -127,6 +130,10 @@ pub struct CallLeg {
     ended: bool,
     /// Decides which inbound frames are our own voice coming back.
     echo: EchoGate,
+    /// The call's recording, when its flow records: both channels once per tick.
+    tap: Option<mpsc::Sender<RecordedFrame>>,
+    /// Agent audio that went out and is not yet in the recording.
+    sent_pcm: VecDeque<i16>,
 }
 
 impl CallLeg {
@@ -199,6 +206,8 @@ impl CallLeg {
             pending: VecDeque::new(),
             ended: false,
             echo: EchoGate::new(EchoGateConfig::default()),
+            tap: None,
+            sent_pcm: VecDeque::new(),
         })
     }
 
@@ -262,6 +271,11 @@ impl CallLeg {
                 mark: if i == 0 { mark } else { None },
                 tag: self.next_tag,
                 level_db: audio::frame::dbfs(chunk),
+                pcm: if self.tap.is_some() {
+                    chunk.to_vec()
+                } else {
+                    Vec::new()
+                },
             });
             self.next_tag += 1;
         }
@@ -275,6 +289,17 @@ impl CallLeg {
         });
         self.last_item = Some(item);
         Ok(())
+    }
+
+    /// Records the call from now on: every playout tick sends the caller's frame and what the
+    /// agent put on the wire during it to `tap`, at [`CallLeg::codec_rate`].
+    pub fn record_to(&mut self, tap: mpsc::Sender<RecordedFrame>) {
+        self.tap = Some(tap);
+    }
+
+    /// Rate of the codec's PCM (8 kHz G.711, 16 kHz Opus): the recording's rate.
+    pub fn codec_rate(&self) -> u32 {
+        self.codec_rate
     }
 
     /// Tag of the first frame not yet played: frames before it have been heard.
@@ -397,7 +422,11 @@ impl CallLeg {
         let mut out_db = -96.0f32;
         while let Some(q) = self.in_flight.front().filter(|q| q.tag < position) {
             out_db = out_db.max(q.level_db);
-            self.in_flight.pop_front();
+            if let Some(q) = self.in_flight.pop_front()
+                && self.tap.is_some()
+            {
+                self.sent_pcm.extend(q.pcm);
+            }
         }
         if self.started {
             let mut arrived = at;
@@ -430,6 +459,7 @@ impl CallLeg {
                 });
             }
         }
+        self.record_tick();
         self.report_progress(position);
         if !self.idle_reported
             && !self.paused
@@ -441,6 +471,25 @@ impl CallLeg {
                 self.pending
                     .push_back(LegEvent::Playback(PlaybackReport::Idle { item }));
             }
+        }
+    }
+
+    /// One tick of the recording: the caller's frame (silence before their audio starts) and
+    /// one frame of what the agent sent, so both channels advance together.
+    fn record_tick(&mut self) {
+        let Some(tap) = &self.tap else {
+            return;
+        };
+        let n = self.decoded.len();
+        let caller = if self.started {
+            self.decoded.clone()
+        } else {
+            vec![0; n]
+        };
+        let mut agent: Vec<i16> = self.sent_pcm.drain(..n.min(self.sent_pcm.len())).collect();
+        agent.resize(n, 0);
+        if tap.try_send(RecordedFrame { caller, agent }).is_err() {
+            metrics::counter!("agent_recording_frames_dropped_total").increment(1);
         }
     }
 

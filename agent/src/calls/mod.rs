@@ -11,6 +11,7 @@ mod listen;
 mod outbound;
 pub mod quality;
 mod recorder;
+pub mod recording;
 mod room_dial;
 mod rooms;
 mod setup;

@@ -71,6 +71,8 @@ pub struct CallPlan {
     engine: Engine,
     /// Screen the answer for an answering machine (outbound, `call.answering_machine_detection`).
     screen_for_machine: bool,
+    /// The flow records its calls (`[recording] enabled`).
+    record: bool,
 }
 
 impl CallPlan {
@@ -154,6 +156,7 @@ impl CallPlan {
             .with_customer(customer)
             .with_caller_id_trusted(request.caller_id_trusted);
         setup.vars = request.vars.clone();
+        let record = flow.spec().recording.enabled;
         let engine = Engine::new(flow, services, rt.llm.clone(), setup);
         Ok(CallPlan {
             call_id,
@@ -163,6 +166,7 @@ impl CallPlan {
             engine,
             screen_for_machine: request.direction == CallDirection::Outbound
                 && rt.config.call.answering_machine_detection,
+            record,
         })
     }
 
@@ -245,6 +249,10 @@ impl CallPlan {
         };
         let listener = Listener::new(listen, vad, TurnMode::FreeSpeech);
         let core = CallCore::new(core_config, listener, start);
+        let recording = self
+            .record
+            .then(|| self.start_recording(rt, &mut leg, &span))
+            .flatten();
         let dialog = Dialog::spawn(self.engine);
         let outcome = driver::run(
             core,
@@ -257,9 +265,35 @@ impl CallPlan {
         )
         .await;
         tracing::info!(parent: &span, end_reason = %outcome.end_reason, turns = outcome.turns, "call ended");
+        if let Some(recording) = recording {
+            recording.finish(&rt.store, now_ms()).await;
+        }
         let _ = self.recorder_task.await;
         crm::zoho::spawn_call_log(&rt.store, &self.tenant_id, &self.call_id); // issue 10: Zoho write-back
         outcome
+    }
+}
+
+impl CallPlan {
+    /// Opens the call's recording files and taps the leg; a failure is logged and the call goes
+    /// on unrecorded (the consent prompt still plays: it promised no more than may happen).
+    fn start_recording(
+        &self,
+        rt: &CallRuntime,
+        leg: &mut CallLeg,
+        span: &tracing::Span,
+    ) -> Option<super::recording::Recording> {
+        let dir = &rt.config.recording.dir;
+        match super::recording::start(dir, &self.tenant_id, &self.call_id, leg.codec_rate()) {
+            Ok((tap, recording)) => {
+                leg.record_to(tap);
+                Some(recording)
+            }
+            Err(e) => {
+                tracing::error!(parent: span, error = %e, dir = %dir.display(), "cannot record the call (recording.dir)");
+                None
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ mod campaigns;
 mod integrations;
 mod livekit;
 mod load;
+mod recording;
 mod secret;
 mod trunks;
 
@@ -21,6 +22,7 @@ pub use campaigns::{CampaignsConfig, TrunkLimit};
 pub use integrations::{SecurityConfig, ZohoConfig};
 pub use livekit::{LiveKitConfig, LiveKitTrunk};
 pub use load::{ConfigError, Override, load};
+pub use recording::RecordingConfig;
 pub use secret::{DatabaseUrl, Secret};
 pub use trunks::{Network, ProxyAddr, TrunkConfig, TrunkTransport};
 
@@ -52,6 +54,8 @@ pub struct Config {
     pub campaigns: CampaignsConfig,
     /// `[livekit]`: calls from LiveKit rooms, as an agent worker.
     pub livekit: LiveKitConfig,
+    /// `[recording]`: where recorded calls go and how long they stay.
+    pub recording: RecordingConfig,
     /// `[[trunks]]`: SIP trunks to register with, take calls from and dial through.
     #[serde(
         deserialize_with = "trunks::unique_names",

@@ -198,6 +198,33 @@ pub fn http_request(
     bearer: Option<&str>,
     body: Option<&str>,
 ) -> Option<(u16, String)> {
+    let buf = raw_request(method, url, bearer, body.unwrap_or(""))?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Some((status, body))
+}
+
+/// `GET` for binary downloads: status, response head, and the body's bytes (the server
+/// sends a Content-Length for them, not chunks).
+pub fn http_get_bytes(url: &str, bearer: Option<&str>) -> Option<(u16, String, Vec<u8>)> {
+    let buf = raw_request("GET", url, bearer, "")?;
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, head, buf[split + 4..].to_vec()))
+}
+
+/// One HTTP/1.1 request with `Connection: close`; the whole response as received.
+fn raw_request(method: &str, url: &str, bearer: Option<&str>, body: &str) -> Option<Vec<u8>> {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
@@ -211,7 +238,6 @@ pub fn http_request(
     let auth = bearer
         .map(|k| format!("Authorization: Bearer {k}\r\n"))
         .unwrap_or_default();
-    let body = body.unwrap_or("");
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -219,18 +245,7 @@ pub fn http_request(
     stream.write_all(req.as_bytes()).ok()?;
     let mut buf = Vec::new();
     stream.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text.split(' ').nth(1)?.parse().ok()?;
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    Some((status, body))
+    Some(buf)
 }
 
 fn dechunk(mut s: &str) -> String {

@@ -38,6 +38,12 @@ impl Engine {
             }
             self.started = true;
             self.turn.mode = Some(ReplyMode::Scripted);
+            // A recorded call says so before anything else.
+            let recording = &self.flow.spec().recording;
+            if recording.enabled {
+                let consent = self.render(&recording.consent);
+                self.outbox.push_back(Out::Say(consent));
+            }
             let initial = self.flow.initial_node().to_string();
             self.enter(&initial);
             let has_opener = self.flow.node(&initial).is_some_and(|n| n.opener.is_some());

@@ -348,8 +348,19 @@ impl Validator<'_> {
             ("silence_goodbye", &m.silence_goodbye),
             ("refusal", &m.refusal),
             ("transfer_failed", &m.transfer_failed),
+            ("voicemail", &m.voicemail),
         ] {
             self.template(v, root.key("messages").key(k), &known_vars);
+        }
+        let consent = &spec.recording.consent;
+        self.template(consent, root.key("recording").key("consent"), &known_vars);
+        if spec.recording.enabled && consent.trim().is_empty() {
+            self.push(
+                root.key("recording").key("consent"),
+                FlowErrorKind::InvalidValue(
+                    "a recorded flow must tell the caller first: consent cannot be empty".into(),
+                ),
+            );
         }
         for (k, v) in &spec.variables {
             self.template(v, root.key("variables").key(k), &known_vars);

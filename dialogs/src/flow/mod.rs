@@ -129,6 +129,9 @@ pub struct FlowSpec {
     /// `[guardrails]`: what tools may do for whom.
     #[serde(default)]
     pub guardrails: Guardrails,
+    /// `[recording]`: whether calls on this flow are recorded, and the consent prompt.
+    #[serde(default)]
+    pub recording: RecordingSpec,
     /// `[business_hours]`: when transfers reach a person; absent means always open.
     #[serde(default)]
     pub business_hours: Option<BusinessHoursSpec>,
@@ -212,6 +215,26 @@ impl Default for Messages {
                 .into(),
             voicemail:
                 "Hello, we tried to reach you and will call again later. Thank you. Goodbye.".into(),
+        }
+    }
+}
+
+/// `[recording]`: calls on this flow are recorded (both channels, see the daemon's
+/// `[recording]` settings for where and for how long), after the consent prompt is said first.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct RecordingSpec {
+    pub enabled: bool,
+    /// Said before the opener (templated); required when `enabled`.
+    pub consent: String,
+}
+
+impl Default for RecordingSpec {
+    fn default() -> Self {
+        RecordingSpec {
+            enabled: false,
+            consent: "This call is recorded for quality and training.".into(),
         }
     }
 }

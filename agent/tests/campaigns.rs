@@ -1,7 +1,7 @@
 //! Campaigns against the real binary: the CLI (`agent campaigns`, `agent dnc`), and daemons
 //! calling real SIP peers — two daemons on one PostgreSQL database sharing a 200-contact
 //! campaign against a SIPp answering peer, and calls through Kamailio to baresip phones that
-//! answer, reject and do not answer.
+//! answer, reject, do not answer, or are answering machines (a greeting and a beep).
 
 mod support;
 
@@ -302,13 +302,19 @@ fn contact_by_phone<'a>(contacts: &'a Value, phone: &str) -> &'a Value {
 }
 
 #[test]
-fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions() {
+fn through_kamailio_phones_that_answer_reject_ring_out_or_are_machines_get_their_dispositions() {
     use support::kamailio::Kamailio;
     use support::peers::Baresip;
     const ANSWERS: &str = "+12125550101";
     const REJECTS: &str = "+12125550102";
     const RINGS: &str = "+12125550103";
-    let kam = Kamailio::start_with_users(&[(ANSWERS, "pw1"), (REJECTS, "pw2"), (RINGS, "pw3")]);
+    const MACHINE: &str = "+12125550104";
+    let kam = Kamailio::start_with_users(&[
+        (ANSWERS, "pw1"),
+        (REJECTS, "pw2"),
+        (RINGS, "pw3"),
+        (MACHINE, "pw4"),
+    ]);
     let phones = tempfile::tempdir().unwrap();
     let wav = phones.path().join("silence.wav");
     let status = Command::new("sox")
@@ -327,7 +333,17 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
     let mut answers = Baresip::answer_registered(&dir("a"), ANSWERS, "pw1", &kam.addr(), &wav, max);
     let mut rejects = Baresip::ring_registered(&dir("r"), REJECTS, "pw2", &kam.addr(), &wav, max);
     let mut rings = Baresip::ring_registered(&dir("n"), RINGS, "pw3", &kam.addr(), &wav, max);
-    for phone in [&mut answers, &mut rejects, &mut rings] {
+    // An answering machine: a recorded greeting and its beep, then it records.
+    let greeting = phones.path().join("machine.wav");
+    support::peers::padded_clip(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/amd/machine_anna.wav"),
+        &greeting,
+        0.0,
+        30.0,
+    );
+    let mut machine =
+        Baresip::answer_registered(&dir("m"), MACHINE, "pw4", &kam.addr(), &greeting, max);
+    for phone in [&mut answers, &mut rejects, &mut rings, &mut machine] {
         phone.wait_registered(Duration::from_secs(10));
     }
     let rejector = Rejector::start(&dir("r"));
@@ -339,7 +355,7 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
         kam.addr()
     );
     let env = campaign_env("solo", &trunk, "[call]\nringing_timeout_secs = 3\n");
-    let numbers = [ANSWERS, REJECTS, RINGS].map(str::to_owned);
+    let numbers = [ANSWERS, REJECTS, RINGS, MACHINE].map(str::to_owned);
     let csv = contacts_csv(env.dir.path(), &numbers);
     let created = ok(
         &env,
@@ -361,6 +377,8 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
             "busy=2/1",
             "--retry",
             "no_answer=2/1",
+            "--retry",
+            "voicemail=1/1",
             "--calls-per-second",
             "5",
             "--start",
@@ -406,6 +424,19 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
     assert_eq!(unanswered["attempts"], 2, "retried once (no_answer=2/1)");
     assert_eq!(rejector.finish(), 2, "the rejecting phone rang twice");
     assert!(answers.established(), "{}", answers.log());
+    let voicemail = contact_by_phone(&contacts, MACHINE);
+    assert_eq!(voicemail["disposition"], "voicemail", "{voicemail:#}");
+    assert_eq!(voicemail["attempts"], 1, "not retried (voicemail=1/1)");
+    let machine_call = voicemail["last_call_id"].as_str().unwrap();
+    let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{machine_call}")), Some(&key)).unwrap();
+    let machine_call: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(machine_call["end_reason"], "voicemail", "{machine_call:#}");
+    assert!(
+        machine_call["turns"][0]["agent_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("call us back")),
+        "the flow's voicemail message was left: {machine_call:#}"
+    );
 
     // The answered call is stored with the campaign noted on it.
     let call_id = answered["last_call_id"].as_str().unwrap();
@@ -419,9 +450,9 @@ fn through_kamailio_phones_that_answer_reject_or_ring_out_get_their_dispositions
         .collect();
     assert!(kinds.contains(&"campaign_attempt"), "{kinds:?}");
     assert!(kinds.contains(&"answered"), "{kinds:?}");
-    // Kamailio relayed each attempt to the phones (3 numbers, 5 calls).
+    // Kamailio relayed each attempt to the phones (4 numbers, 6 calls).
     let relayed = kam.log_lines("AUTHENTICATED INVITE from sip:agent@");
-    assert_eq!(relayed.len(), 5, "{relayed:#?}");
+    assert_eq!(relayed.len(), 6, "{relayed:#?}");
     let (code, _) = daemon.terminate();
     assert_eq!(code, Some(0));
 }

@@ -428,7 +428,11 @@ fn through_kamailio_phones_that_answer_reject_ring_out_or_are_machines_get_their
     assert_eq!(voicemail["disposition"], "voicemail", "{voicemail:#}");
     assert_eq!(voicemail["attempts"], 1, "not retried (voicemail=1/1)");
     let machine_call = voicemail["last_call_id"].as_str().unwrap();
-    let (_, body) = http_get(&daemon.url(&format!("/v1/calls/{machine_call}")), Some(&key)).unwrap();
+    let (_, body) = http_get(
+        &daemon.url(&format!("/v1/calls/{machine_call}")),
+        Some(&key),
+    )
+    .unwrap();
     let machine_call: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(machine_call["end_reason"], "voicemail", "{machine_call:#}");
     assert!(

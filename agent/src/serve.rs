@@ -39,6 +39,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let (sip, inbound) = sip::driver::start(wiring::sip_driver_config(&cfg)?)
         .await
         .with_context(|| format!("sip.listen = {}", cfg.sip.listen))?;
+    let _ = runtime.sip.set(sip.clone());
     tracing::info!(
         admin = %cfg.admin.listen,
         sip = %sip.local_addr(),

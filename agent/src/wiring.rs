@@ -29,6 +29,7 @@ pub fn call_runtime(cfg: Arc<Config>, store: store::Store) -> anyhow::Result<Cal
         vad_options,
         node: cfg.node_id(),
         config: cfg,
+        sip: Arc::default(),
     })
 }
 

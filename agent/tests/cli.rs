@@ -21,6 +21,24 @@ fn check_config_with_a_misspelled_key_exits_2_naming_it() {
 }
 
 #[test]
+fn transfer_settings_are_checked_and_named() {
+    for (config, names) in [
+        (
+            "[call]\ntransfer_mode = \"lukewarm\"\n",
+            "call.transfer_mode",
+        ),
+        (
+            "[call]\ntransfer_mode = \"warm\"\ntransfer_trunk = \"nope\"\n",
+            "call.transfer_trunk",
+        ),
+    ] {
+        let out = Env::new(config).run(&["check-config"]);
+        assert_eq!(out.status.code(), Some(2), "{config}");
+        assert!(stderr(&out).contains(names), "{config}: {}", stderr(&out));
+    }
+}
+
+#[test]
 fn check_config_prints_the_effective_config_redacted() {
     let env =
         Env::new("[llm]\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key = \"sk-very-secret\"\n");

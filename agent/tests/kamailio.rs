@@ -413,24 +413,7 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
 #[test]
 fn a_caller_asking_for_a_person_is_transferred_by_refer_to_a_phone_that_answers() {
     let kam = Kamailio::start();
-    // The receptionist with its front desk at bob (registered at the proxy) and transfers
-    // allowed at any hour.
-    let flows = tempfile::tempdir().unwrap();
-    let original = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/flows/receptionist.toml"),
-    )
-    .unwrap();
-    let flow = original
-        .replacen("front_desk = \"+15550100100\"", "front_desk = \"bob\"", 1)
-        .replacen(
-            "transfer_outside_hours = false",
-            "transfer_outside_hours = true",
-            1,
-        );
-    assert!(
-        flow.contains("front_desk = \"bob\"") && flow.contains("transfer_outside_hours = true")
-    );
-    std::fs::write(flows.path().join("receptionist.toml"), flow).unwrap();
+    let flows = front_desk_at_bob();
     let env = env_with_trunk(&kam, true, "");
     let key = admin_key(&env);
     let daemon = env.serve_with(
@@ -592,4 +575,213 @@ fn agent_dial_leaves_the_voicemail_message_after_a_machines_beep() {
     println!("carol's machine recorded: {after}");
     let shared = words(&message).intersection(&words(&after)).count();
     assert!(shared >= 5, "stored {message:?}, recorded {after:?}");
+}
+
+/// The receptionist with its front desk at bob (a phone registered at the proxy) and
+/// transfers allowed at any hour, in a flows directory of its own.
+fn front_desk_at_bob() -> tempfile::TempDir {
+    let flows = tempfile::tempdir().unwrap();
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/flows/receptionist.toml"),
+    )
+    .unwrap();
+    let flow = original
+        .replacen("front_desk = \"+15550100100\"", "front_desk = \"bob\"", 1)
+        .replacen(
+            "transfer_outside_hours = false",
+            "transfer_outside_hours = true",
+            1,
+        );
+    assert!(
+        flow.contains("front_desk = \"bob\"") && flow.contains("transfer_outside_hours = true")
+    );
+    std::fs::write(flows.path().join("receptionist.toml"), flow).unwrap();
+    flows
+}
+
+/// `sox` concatenation of (clip, silence before it in s) parts, then `after` s of silence.
+fn sequence(parts: &[(&str, f32)], after: f32, out: &Path) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data");
+    let dir = out.parent().unwrap();
+    let mut files = Vec::new();
+    for (i, (clip, before)) in parts.iter().enumerate() {
+        let padded = dir.join(format!("part-{i}.wav"));
+        let tail = if i + 1 == parts.len() { after } else { 0.0 };
+        support::peers::padded_clip(&data.join(clip), &padded, *before, tail);
+        files.push(padded);
+    }
+    let status = Command::new("sox")
+        .args(&files)
+        .arg(out)
+        .status()
+        .expect("sox");
+    assert!(status.success());
+}
+
+/// Warm transfer (`call.transfer_mode = "warm"`): alice asks for a person; the daemon calls
+/// bob itself through the trunk, tells him who is calling and what they said, then bridges
+/// the two — bob hears alice's next question, alice hears bob's answer — until alice hangs up.
+#[test]
+fn a_warm_transfer_briefs_the_target_then_bridges_the_caller() {
+    let kam = Kamailio::start();
+    let flows = front_desk_at_bob();
+    let env = env_with_trunk(
+        &kam,
+        true,
+        "transfer_mode = \"warm\"\ntransfer_trunk = \"kam\"",
+    );
+    let key = admin_key(&env);
+    let daemon = env.serve_with(
+        &[],
+        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    let bob_dir = work.path().join("bob");
+    std::fs::create_dir_all(&bob_dir).unwrap();
+    let bob_clip = bob_dir.join("bob.wav");
+    // Bob listens to the brief, then (bridged by then) answers alice.
+    sequence(&[("yes_correct_8k.wav", 20.0)], 20.0, &bob_clip);
+    let mut bob = Baresip::answer_registered(
+        &bob_dir,
+        "bob",
+        "bobpw",
+        &kam.addr(),
+        &bob_clip,
+        Duration::from_secs(60),
+    );
+    bob.wait_registered(Duration::from_secs(10));
+    assert!(
+        kam.wait_log(
+            "REGISTER saved for sip:agent@127.0.0.1",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        kam.log()
+    );
+
+    let alice_dir = work.path().join("alice");
+    std::fs::create_dir_all(&alice_dir).unwrap();
+    let clip = alice_dir.join("alice.wav");
+    // A person, please (after the greeting); then, once put through, a question for bob.
+    sequence(
+        &[
+            ("human_please_8k.wav", 6.0),
+            ("balance_question_8k.wav", 22.0),
+        ],
+        8.0,
+        &clip,
+    );
+    let alice = Baresip::dial_via_proxy(
+        &alice_dir,
+        "alice",
+        "alicepw",
+        &kam.addr(),
+        &format!("sip:agent@{}", kam.addr()),
+        &clip,
+        Duration::from_secs(42),
+    );
+
+    let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(70));
+    let events = call["events"].as_array().unwrap();
+    let transfer: Vec<&Value> = events.iter().filter(|e| e["kind"] == "transfer").collect();
+    assert!(
+        transfer.iter().any(|e| e["detail"]["state"] == "accepted"),
+        "{call:#}\n{}",
+        daemon.log_text()
+    );
+    assert_eq!(call["end_reason"], "transferred", "{call:#}");
+    // Our INVITE to bob went through the proxy (not a REFER from alice's phone).
+    assert!(
+        kam.log_lines("AUTHENTICATED INVITE from sip:agent@127.0.0.1")
+            .iter()
+            .any(|l| l.contains(" to sip:bob@")),
+        "{}",
+        kam.log()
+    );
+    assert!(
+        kam.log_lines("AUTHENTICATED INVITE from sip:alice@127.0.0.1 to sip:bob@")
+            .is_empty(),
+        "a blind transfer happened instead"
+    );
+
+    // What bob heard: the brief with alice's words, then alice herself.
+    let bob_heard = heard_by(&bob, 20);
+    let bob_ms = bob_heard.duration_ms();
+    let brief = transcribe(&bob_heard.to_16k(0, 10_000)).to_lowercase();
+    let later = transcribe(&bob_heard.to_16k(10_000, bob_ms.min(38_000))).to_lowercase();
+    println!("bob heard: {brief} | {later}");
+    let w = words(&brief);
+    assert!(
+        w.contains("caller") && (w.contains("person") || w.contains("human")),
+        "brief: {brief:?}"
+    );
+    assert!(later.contains("balance"), "alice relayed to bob: {later:?}");
+    // What alice heard after the brief: bob's answer.
+    let alice_heard = heard_by(&alice, 35);
+    let end = alice_heard.duration_ms();
+    let from_bob = transcribe(&alice_heard.to_16k(end.saturating_sub(20_000), end)).to_lowercase();
+    println!("alice heard at the end: {from_bob}");
+    assert!(
+        from_bob.contains("correct"),
+        "bob relayed to alice: {from_bob:?}"
+    );
+}
+
+/// A warm transfer nobody takes (bob's phone is not registered: the proxy answers 404): the
+/// caller is back with the flow, told so, and the call goes on.
+#[test]
+fn a_warm_transfer_nobody_takes_returns_the_caller_to_the_flow() {
+    let kam = Kamailio::start();
+    let flows = front_desk_at_bob();
+    let env = env_with_trunk(
+        &kam,
+        true,
+        "transfer_mode = \"warm\"\ntransfer_trunk = \"kam\"",
+    );
+    let key = admin_key(&env);
+    let daemon = env.serve_with(
+        &[],
+        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
+    );
+    assert!(
+        kam.wait_log(
+            "REGISTER saved for sip:agent@127.0.0.1",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        kam.log()
+    );
+    let work = tempfile::tempdir().unwrap();
+    let clip = work.path().join("alice.wav");
+    support::peers::padded_clip(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/human_please_8k.wav"),
+        &clip,
+        6.0,
+        16.0,
+    );
+    let _alice = Baresip::dial_via_proxy(
+        work.path(),
+        "alice",
+        "alicepw",
+        &kam.addr(),
+        &format!("sip:agent@{}", kam.addr()),
+        &clip,
+        Duration::from_secs(24),
+    );
+    let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(40));
+    let failed = support::admin::event(&call, "transfer_failed")
+        .unwrap_or_else(|| panic!("{call:#}\n{}", daemon.log_text()));
+    assert_eq!(failed["detail"]["status"], 404, "{failed}");
+    assert_ne!(call["end_reason"], "transferred", "{call:#}");
+    let said: Vec<&str> = call["turns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["agent_text"].as_str())
+        .collect();
+    assert!(
+        said.iter().any(|t| t.contains("couldn't put you through")),
+        "the caller was told: {said:?}"
+    );
 }

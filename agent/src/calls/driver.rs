@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::bridge::{ConsultFailed, WarmTransfer};
 use super::core::{CallCore, Input, Output, PlaybackReport, SttText, TransferProgress};
 use super::dialog::Dialog;
 use super::leg::{CallLeg, LegEvent};
@@ -34,12 +35,15 @@ pub struct Outcome {
 type Job<T> = Option<(u64, JoinHandle<Result<T, SpeechError>>)>;
 
 /// Runs the call to its end. The leg is answered; the recorder has the call row queued.
+/// With `warm`, the flow's transfers are warm ([`super::bridge`]); otherwise blind.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     core: CallCore,
     leg: CallLeg,
     dialog: Dialog,
     engines: SpeechEngines,
     recorder: Recorder,
+    warm: Option<WarmTransfer>,
     stop: watch::Receiver<bool>,
     span: tracing::Span,
 ) -> Outcome {
@@ -51,6 +55,9 @@ pub async fn run(
         recorder,
         stt: None,
         tts: None,
+        warm,
+        consult: None,
+        bridged: None,
         stop,
         stopping: false,
     };
@@ -65,6 +72,11 @@ struct Driver {
     recorder: Recorder,
     stt: Job<TimedTranscript>,
     tts: Job<Pcm>,
+    warm: Option<WarmTransfer>,
+    /// The warm transfer's call to the target, until it is answered and briefed (or fails).
+    consult: Option<JoinHandle<Result<CallLeg, ConsultFailed>>>,
+    /// The briefed target, to bridge the caller with.
+    bridged: Option<CallLeg>,
     /// Daemon shutdown after the grace period: end the call now.
     stop: watch::Receiver<bool>,
     stopping: bool,
@@ -74,9 +86,31 @@ impl Driver {
     async fn run(mut self) -> Outcome {
         loop {
             self.carry_out().await;
+            if let Some(mut target) = self.bridged.take() {
+                // The target took the call: the two legs talk until one hangs up.
+                let end = super::bridge::run(&mut self.leg, &mut target, &mut self.stop).await;
+                tracing::info!(?end, "bridged call over");
+                self.record_media();
+                self.core.handle(
+                    now(),
+                    Input::Hangup {
+                        reason: EndReason::Transferred,
+                    },
+                );
+                continue;
+            }
             if let Some(reason) = self.core.end_reason() {
                 if let Some((_, job)) = self.tts.take() {
                     job.abort();
+                }
+                if let Some(consult) = self.consult.take() {
+                    // The caller left while the target was being called: whoever answers
+                    // is hung up on, not left on an open line.
+                    tokio::spawn(async move {
+                        if let Ok(Ok(mut target)) = consult.await {
+                            target.hangup().await;
+                        }
+                    });
                 }
                 return Outcome {
                     end_reason: reason.clone(),
@@ -91,6 +125,7 @@ impl Driver {
                 output = self.dialog.outputs.recv() => Wake::Dialog(output),
                 result = join(&mut self.stt) => Wake::Transcript(result),
                 result = join(&mut self.tts) => Wake::Speech(result),
+                result = join_consult(&mut self.consult) => Wake::Consulted(result.map(Box::new)),
                 () = sleep_until(deadline) => Wake::Timer,
                 () = stopped(&mut self.stop), if !self.stopping => Wake::Stop,
             };
@@ -110,6 +145,16 @@ impl Driver {
                 Wake::Speech(result) => {
                     let item = self.tts.take().map_or(0, |(item, _)| item);
                     Input::Synthesized { item, result }
+                }
+                Wake::Consulted(result) => {
+                    self.consult = None;
+                    match result {
+                        Ok(target) => {
+                            self.bridged = Some(*target);
+                            Input::Transfer(TransferProgress::Accepted)
+                        }
+                        Err(status) => Input::Transfer(TransferProgress::Failed { status }),
+                    }
                 }
                 Wake::Timer => {
                     self.core.handle_timeout(now());
@@ -166,11 +211,21 @@ impl Driver {
                 }
                 Output::AskDialog { reply, command } => self.dialog.send(reply, command).await,
                 Output::Record(record) => self.recorder.record(record),
-                Output::Transfer { to, name: _ } => {
-                    let progress = match self.leg.transfer(&to).await {
-                        Ok(uri) => TransferProgress::Requested { uri },
-                        Err(e) => TransferProgress::CouldNotStart {
-                            reason: e.to_string(),
+                Output::Transfer { to, brief, .. } => {
+                    let progress = match self.warm.clone() {
+                        // Warm: we call the target; the caller waits on this leg.
+                        Some(warm) => {
+                            let engines = self.engines.clone();
+                            let uri = to.clone();
+                            let consult = super::bridge::consult(warm, engines, to, brief);
+                            self.consult = Some(tokio::spawn(consult));
+                            TransferProgress::Requested { uri }
+                        }
+                        None => match self.leg.transfer(&to).await {
+                            Ok(uri) => TransferProgress::Requested { uri },
+                            Err(e) => TransferProgress::CouldNotStart {
+                                reason: e.to_string(),
+                            },
                         },
                     };
                     self.core.handle(now(), Input::Transfer(progress));
@@ -229,6 +284,7 @@ enum Wake {
     Dialog(Option<super::dialog::DialogOutput>),
     Transcript(Result<TimedTranscript, SpeechError>),
     Speech(Result<Pcm, SpeechError>),
+    Consulted(Result<Box<CallLeg>, ConsultFailed>),
     Timer,
     Stop,
 }
@@ -251,6 +307,16 @@ async fn join<T>(job: &mut Job<T>) -> Result<T, SpeechError> {
             Ok(result) => result,
             Err(e) => Err(SpeechError::Task(e.to_string())),
         },
+        None => std::future::pending().await,
+    }
+}
+
+/// The warm transfer's consult call, once it is settled; pending while none runs.
+async fn join_consult(
+    consult: &mut Option<JoinHandle<Result<CallLeg, ConsultFailed>>>,
+) -> Result<CallLeg, ConsultFailed> {
+    match consult {
+        Some(handle) => handle.await.unwrap_or(Err(None)),
         None => std::future::pending().await,
     }
 }

@@ -134,7 +134,21 @@ pub struct CallLeg {
     tap: Option<mpsc::Sender<RecordedFrame>>,
     /// Agent audio that went out and is not yet in the recording.
     sent_pcm: VecDeque<i16>,
+    /// Bridged audio (a warm transfer): the other leg's 16 kHz frames, resampled as one stream.
+    relay: Option<Relay>,
 }
+
+/// Another leg's audio played on this one as a continuous stream.
+struct Relay {
+    /// `None` when the codec runs at the pipeline rate.
+    down: Option<Resampler>,
+    /// Samples at the codec rate not yet a whole frame.
+    pending: Vec<i16>,
+}
+
+/// Relayed frames waiting beyond this (the two legs' clocks drift) are dropped, oldest
+/// first: a bridge must not build up delay.
+const RELAY_MAX_QUEUED: usize = 10;
 
 impl CallLeg {
     /// A leg on a direct SIP call: the negotiated codec and ptime; numbers given to
@@ -208,6 +222,7 @@ impl CallLeg {
             echo: EchoGate::new(EchoGateConfig::default()),
             tap: None,
             sent_pcm: VecDeque::new(),
+            relay: None,
         })
     }
 
@@ -288,6 +303,62 @@ impl CallLeg {
             reported: 0,
         });
         self.last_item = Some(item);
+        Ok(())
+    }
+
+    /// Plays one 20 ms frame of another leg's audio (16 kHz) as part of a continuous stream:
+    /// the two legs of a bridged call hear each other. Not mixed with [`CallLeg::play`] items.
+    pub fn relay(&mut self, pcm: &[i16]) -> Result<(), LegError> {
+        let codec_rate = self.codec_rate;
+        let relay = match &mut self.relay {
+            Some(relay) => relay,
+            None => {
+                let down = (codec_rate != PIPELINE_RATE)
+                    .then(|| Resampler::new(PIPELINE_RATE, codec_rate))
+                    .transpose()
+                    .map_err(|source| LegError::Resample {
+                        from: PIPELINE_RATE,
+                        source,
+                    })?;
+                self.relay.insert(Relay {
+                    down,
+                    pending: Vec::new(),
+                })
+            }
+        };
+        match relay.down.as_mut() {
+            Some(down) => {
+                down.process(pcm, &mut relay.pending)
+                    .map_err(|source| LegError::Resample {
+                        from: PIPELINE_RATE,
+                        source,
+                    })?;
+            }
+            None => relay.pending.extend_from_slice(pcm),
+        }
+        let frame_len = self.codec.frame_len();
+        let whole = relay.pending.len() / frame_len * frame_len;
+        let frames: Vec<i16> = relay.pending.drain(..whole).collect();
+        let mut payload = vec![0u8; self.codec.max_payload_len()];
+        for chunk in frames.chunks(frame_len) {
+            let n = self.codec.encode(chunk, &mut payload)?;
+            self.outbox.push_back(Queued {
+                payload: payload[..n].to_vec(),
+                mark: None,
+                tag: self.next_tag,
+                level_db: audio::frame::dbfs(chunk),
+                pcm: if self.tap.is_some() {
+                    chunk.to_vec()
+                } else {
+                    Vec::new()
+                },
+            });
+            self.next_tag += 1;
+        }
+        while self.outbox.len() > RELAY_MAX_QUEUED {
+            self.outbox.pop_front();
+        }
+        self.play_until = self.next_tag;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! per call: the sans-IO [`core::CallCore`] that decides, driven by `driver` that does the
 //! I/O. See ARCHITECTURE.md.
 
+mod bridge;
 pub mod core;
 mod dialog;
 mod driver;
@@ -64,6 +65,9 @@ pub struct CallRuntime {
     pub vad_options: audio::vad::VadOptions,
     pub config: Arc<Config>,
     pub node: String,
+    /// The SIP driver, once started (after the runtime is built): what warm transfers dial
+    /// through.
+    pub sip: Arc<std::sync::OnceLock<SipHandle>>,
 }
 
 /// Accepts calls from the SIP driver and runs them until told to stop.

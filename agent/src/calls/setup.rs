@@ -254,12 +254,14 @@ impl CallPlan {
             .then(|| self.start_recording(rt, &mut leg, &span))
             .flatten();
         let dialog = Dialog::spawn(self.engine);
+        let warm = warm_transfer(rt);
         let outcome = driver::run(
             core,
             leg,
             dialog,
             rt.engines.clone(),
             self.recorder,
+            warm,
             stop,
             span.clone(),
         )
@@ -295,6 +297,24 @@ impl CallPlan {
             }
         }
     }
+}
+
+/// Warm transfers when `call.transfer_mode = "warm"` and the SIP driver runs.
+fn warm_transfer(rt: &CallRuntime) -> Option<super::bridge::WarmTransfer> {
+    let call = &rt.config.call;
+    if call.transfer_mode != "warm" {
+        return None;
+    }
+    let Some(sip) = rt.sip.get() else {
+        tracing::warn!("warm transfer configured but no SIP driver; transfers are blind");
+        return None;
+    };
+    Some(super::bridge::WarmTransfer {
+        sip: sip.clone(),
+        trunk: call.transfer_trunk.clone(),
+        ringing_timeout: (call.ringing_timeout_secs > 0)
+            .then(|| Duration::from_secs(call.ringing_timeout_secs)),
+    })
 }
 
 /// The moment the call's clock starts (the driver side reads the clock, not the core).

@@ -47,6 +47,7 @@ pub async fn run(args: DialArgs, cfg: &Config) -> anyhow::Result<()> {
     let (sip, mut inbound) = sip::driver::start(wiring::sip_driver_config(&cfg)?)
         .await
         .with_context(|| format!("sip.listen = {}", cfg.sip.listen))?;
+    let _ = runtime.sip.set(sip.clone());
     // This process places one call; a trunk it registers with may still route calls here.
     let refuse_inbound = tokio::spawn(async move {
         while let Some(call) = inbound.recv().await {

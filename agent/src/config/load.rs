@@ -137,6 +137,18 @@ pub fn load(
 /// Rules that span sections: a trunk name means one trunk, whether it is a `[[trunks]]` or a
 /// `[[livekit.outbound_trunks]]` entry.
 fn cross_checked(cfg: Config, file: &Path) -> Result<Config, ConfigError> {
+    let call = &cfg.call;
+    if call.transfer_mode == "warm" && !cfg.trunks.iter().any(|t| t.name == call.transfer_trunk) {
+        return Err(ConfigError::File {
+            file: file.to_owned(),
+            line: None,
+            key: "call.transfer_trunk".to_owned(),
+            reason: format!(
+                "warm transfers dial through a [[trunks]] entry; {:?} is not one",
+                call.transfer_trunk
+            ),
+        });
+    }
     for (i, t) in cfg.livekit.outbound_trunks.iter().enumerate() {
         if cfg.trunks.iter().any(|s| s.name == t.name) {
             return Err(ConfigError::File {

@@ -212,6 +212,24 @@ pub struct CallConfig {
     /// flow speaks; a machine gets the flow's `messages.voicemail` after its beep and the call
     /// ends as `voicemail`.
     pub answering_machine_detection: bool,
+    /// How a flow's transfer is made: `blind` (the caller's side is told to call the target:
+    /// SIP REFER, LiveKit TransferSIPParticipant) or `warm` (the daemon calls the target through
+    /// `transfer_trunk`, tells them who is calling, then bridges the caller; no answer or a
+    /// decline returns the caller to the flow).
+    #[serde(deserialize_with = "transfer_mode")]
+    pub transfer_mode: String,
+    /// The `[[trunks]]` entry warm transfers dial through (required with `warm`).
+    pub transfer_trunk: String,
+}
+
+fn transfer_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let mode = String::deserialize(d)?;
+    match mode.as_str() {
+        "blind" | "warm" => Ok(mode),
+        _ => Err(serde::de::Error::custom(format!(
+            "must be \"blind\" or \"warm\", got {mode:?}"
+        ))),
+    }
 }
 
 impl Default for CallConfig {
@@ -224,6 +242,8 @@ impl Default for CallConfig {
             answer_delay_ms: 0,
             ringing_timeout_secs: 30,
             answering_machine_detection: true,
+            transfer_mode: "blind".to_owned(),
+            transfer_trunk: String::new(),
         }
     }
 }

@@ -209,10 +209,13 @@ pub enum Output {
     SendDtmf {
         digits: String,
     },
-    /// Blind-transfer the caller to `to` (a number or URI from the flow's allow-list).
+    /// Transfer the caller to `to` (a number or URI from the flow's allow-list): blind (a SIP
+    /// REFER), or warm (the driver calls `to`, says `brief`, then bridges the caller).
     Transfer {
         to: String,
         name: String,
+        /// What the person taking the call is told first (warm transfers).
+        brief: String,
     },
     Hangup,
 }

@@ -219,9 +219,11 @@ impl CallCore {
                     });
                 }
                 Then::Transfer { to, name } => {
+                    let brief = transfer_brief(self.exchange.caller_text.as_deref());
                     self.outputs.push_back(Output::Transfer {
                         to: to.clone(),
                         name: name.clone(),
+                        brief,
                     });
                     self.listener.set_open(false);
                     self.phase = Phase::Transferring(Transfer {
@@ -372,5 +374,19 @@ impl CallCore {
         }
         self.speaking = Default::default();
         self.finish(now, reason);
+    }
+}
+
+/// What a warm transfer's target hears before the caller is put through: who is calling in
+/// the words of their last request.
+fn transfer_brief(caller_said: Option<&str>) -> String {
+    match caller_said.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(said) => format!(
+            "Hello, this is the virtual receptionist with a caller on the line. They said: \
+             {said} I am connecting you now."
+        ),
+        None => "Hello, this is the virtual receptionist with a caller on the line. I am \
+                 connecting you now."
+            .to_owned(),
     }
 }

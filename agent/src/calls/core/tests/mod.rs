@@ -452,8 +452,9 @@ impl Sim {
                     let queued = self.leg.queue.len();
                     self.did.push(format!("dtmf {digits} with {queued} queued"));
                 }
-                Output::Transfer { to, .. } => {
+                Output::Transfer { to, brief, .. } => {
                     self.did.push(format!("transfer {to}"));
+                    self.did.push(format!("brief {brief}"));
                     use super::TransferProgress as P;
                     match self.transfer_answer {
                         Some(TransferAnswer::CannotStart) => self.schedule(

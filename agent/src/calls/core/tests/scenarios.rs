@@ -362,6 +362,16 @@ fn an_accepted_transfer_ends_the_call_as_transferred() {
     // Only after the agent finished speaking.
     assert_eq!(sim.played_ms(3), 900);
     assert_eq!(sim.did("transfer +15550001111"), 1);
+    // A warm transfer's target is told who is calling, in the caller's own words.
+    assert_eq!(
+        sim.did(
+            "brief Hello, this is the virtual receptionist with a caller on the line. They \
+             said: A person please. I am connecting you now."
+        ),
+        1,
+        "{:?}",
+        sim.did
+    );
     sim.run_until("ended", 5_000);
     assert_eq!(sim.ended(), Some(EndReason::Transferred));
     let accepted = sim.event(EventKind::Transfer);

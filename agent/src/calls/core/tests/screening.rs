@@ -32,7 +32,8 @@ fn answer(name: &str) -> Vec<i16> {
     out
 }
 
-fn sim(name: &str) -> Sim {
+/// A screened outbound call whose callee plays the AMD set recording `name`.
+pub(super) fn sim(name: &str) -> Sim {
     Sim::screening(
         answer(name),
         Box::new(|command: &DialogCommand| match command {

@@ -247,6 +247,34 @@ fn drives() -> Vec<(&'static str, Drive)> {
                 sim
             }),
         ),
+        // Outbound calls screened for an answering machine (recorded answers).
+        (
+            "screening -> greeting",
+            Box::new(|| {
+                let mut sim = super::screening::sim("human_hello");
+                sim.run_until("greeting", 4_000);
+                sim
+            }),
+        ),
+        (
+            "screening -> replying",
+            Box::new(|| {
+                let mut sim = super::screening::sim("machine_short");
+                sim.run_until("replying", 6_000);
+                sim
+            }),
+        ),
+        (
+            "screening -> ended",
+            Box::new(|| {
+                let mut sim = super::screening::sim("machine_anna");
+                sim.run(1_000);
+                sim.input(Input::Hangup {
+                    reason: EndReason::CallerHangup,
+                });
+                sim
+            }),
+        ),
     ]
 }
 

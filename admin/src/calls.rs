@@ -77,12 +77,7 @@ pub(crate) async fn get_one(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = auth.require(Role::Supervisor)?;
-    let call = state
-        .store
-        .get_call(&p.tenant_id, &CallId::new(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("call"))?;
+    let call = supervised_call(&state, &auth, id).await?;
     let turns = state.store.list_turns(&call.id).await?;
     let events = state.store.list_call_events(&call.id).await?;
     let quality = state.store.get_call_quality(&call.id).await?;
@@ -94,6 +89,20 @@ pub(crate) async fn get_one(
     Ok(Json(body))
 }
 
+/// The call `id` of the key's tenant, for a supervisor (another tenant's call: 404).
+async fn supervised_call(
+    state: &AppState,
+    auth: &Authenticated,
+    id: String,
+) -> Result<Call, ApiError> {
+    let p = auth.require(Role::Supervisor)?;
+    state
+        .store
+        .get_call(&p.tenant_id, &CallId::new(id))
+        .await?
+        .ok_or_else(|| ApiError::not_found("call"))
+}
+
 #[utoipa::path(get, path = "/v1/calls/{id}/recordings", tag = "calls", params(("id" = String, Path)), responses((status = 200, body = crate::openapi::RecordingList), (status = 404, body = crate::openapi::ErrorJson)), security(("bearer" = [])))]
 /// `GET /v1/calls/{id}/recordings`: the call's recorded channels (empty when its flow does not
 /// record, or after the retention period).
@@ -102,13 +111,11 @@ pub(crate) async fn recordings(
     auth: Authenticated,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let p = auth.require(Role::Supervisor)?;
-    let call = state
+    let call = supervised_call(&state, &auth, id).await?;
+    let list = state
         .store
-        .get_call(&p.tenant_id, &CallId::new(id))
-        .await?
-        .ok_or_else(|| ApiError::not_found("call"))?;
-    let list = state.store.list_recordings(&p.tenant_id, &call.id).await?;
+        .list_recordings(&call.tenant_id, &call.id)
+        .await?;
     let recordings: Vec<Value> = list
         .iter()
         .map(|r| {

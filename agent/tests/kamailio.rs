@@ -19,7 +19,7 @@ use support::dial::{final_line, kinds, run_agent, stored_call};
 use support::kamailio::Kamailio;
 use support::peers::Baresip;
 use support::speech::{Recording, transcribe, whisper_model, words};
-use support::{Env, http_get};
+use support::{Daemon, Env, http_get};
 
 /// The agent's config: the whisper model, short silence timeout, and trunk `kam` to Kamailio.
 fn env_with_trunk(kam: &Kamailio, register: bool, extra: &str) -> Env {
@@ -413,55 +413,15 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
 #[test]
 fn a_caller_asking_for_a_person_is_transferred_by_refer_to_a_phone_that_answers() {
     let kam = Kamailio::start();
-    let flows = front_desk_at_bob();
-    let env = env_with_trunk(&kam, true, "");
-    let key = admin_key(&env);
-    let daemon = env.serve_with(
-        &[],
-        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
-    );
+    let (_flows, _env, key, daemon) = transfer_daemon(&kam, "");
 
     let work = tempfile::tempdir().unwrap();
-    let bob_dir = work.path().join("bob");
-    std::fs::create_dir_all(&bob_dir).unwrap();
-    let bob_clip = bob_dir.join("bob.wav");
-    silence(&bob_clip, 40);
-    let mut bob = Baresip::answer_registered(
-        &bob_dir,
-        "bob",
-        "bobpw",
-        &kam.addr(),
-        &bob_clip,
-        Duration::from_secs(45),
-    );
-    bob.wait_registered(Duration::from_secs(10));
-    // Wait for the daemon's own registration before alice calls sip:agent@ the proxy.
-    assert!(
-        kam.wait_log(
-            "REGISTER saved for sip:agent@127.0.0.1",
-            Duration::from_secs(10)
-        ),
-        "{}",
-        kam.log()
-    );
-
-    let alice_dir = work.path().join("alice");
-    std::fs::create_dir_all(&alice_dir).unwrap();
-    let clip = alice_dir.join("alice.wav");
-    support::peers::padded_clip(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/human_please_8k.wav"),
-        &clip,
-        6.0,
-        30.0,
-    );
-    let _alice = Baresip::dial_via_proxy(
-        &alice_dir,
-        "alice",
-        "alicepw",
-        &kam.addr(),
-        &format!("sip:agent@{}", kam.addr()),
-        &clip,
-        Duration::from_secs(45),
+    let bob = bob_registered(&kam, work.path(), |clip| silence(clip, 40), 45);
+    let _alice = alice_calls_agent(
+        &kam,
+        work.path(),
+        |clip| sequence(&[("human_please_8k.wav", 6.0)], 30.0, clip),
+        45,
     );
 
     let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(45));
@@ -599,6 +559,76 @@ fn front_desk_at_bob() -> tempfile::TempDir {
     flows
 }
 
+/// `[call]` settings for warm transfers through the proxy.
+const WARM: &str = "transfer_mode = \"warm\"\ntransfer_trunk = \"kam\"";
+
+/// A daemon registered at the proxy running [`front_desk_at_bob`] (`call_extra` goes into
+/// `[call]`), with an admin key. Keep the flows directory and the env alive with it.
+fn transfer_daemon(kam: &Kamailio, call_extra: &str) -> (tempfile::TempDir, Env, String, Daemon) {
+    let flows = front_desk_at_bob();
+    let env = env_with_trunk(kam, true, call_extra);
+    let key = admin_key(&env);
+    let daemon = env.serve_with(
+        &[],
+        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
+    );
+    (flows, env, key, daemon)
+}
+
+/// Bob's phone, registered at the proxy, answering with the clip `make_clip` writes (for
+/// `secs`); returns once bob and the daemon are both registered, so calls to either route.
+fn bob_registered(
+    kam: &Kamailio,
+    work: &Path,
+    make_clip: impl FnOnce(&Path),
+    secs: u64,
+) -> Baresip {
+    let dir = work.join("bob");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("bob.wav");
+    make_clip(&clip);
+    let mut bob = Baresip::answer_registered(
+        &dir,
+        "bob",
+        "bobpw",
+        &kam.addr(),
+        &clip,
+        Duration::from_secs(secs),
+    );
+    bob.wait_registered(Duration::from_secs(10));
+    assert!(
+        kam.wait_log(
+            "REGISTER saved for sip:agent@127.0.0.1",
+            Duration::from_secs(10)
+        ),
+        "{}",
+        kam.log()
+    );
+    bob
+}
+
+/// Alice calls sip:agent@ through the proxy, playing the clip `make_clip` writes, for `secs`.
+fn alice_calls_agent(
+    kam: &Kamailio,
+    work: &Path,
+    make_clip: impl FnOnce(&Path),
+    secs: u64,
+) -> Baresip {
+    let dir = work.join("alice");
+    std::fs::create_dir_all(&dir).unwrap();
+    let clip = dir.join("alice.wav");
+    make_clip(&clip);
+    Baresip::dial_via_proxy(
+        &dir,
+        "alice",
+        "alicepw",
+        &kam.addr(),
+        &format!("sip:agent@{}", kam.addr()),
+        &clip,
+        Duration::from_secs(secs),
+    )
+}
+
 /// `sox` concatenation of (clip, silence before it in s) parts, then `after` s of silence.
 fn sequence(parts: &[(&str, f32)], after: f32, out: &Path) {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data");
@@ -624,62 +654,31 @@ fn sequence(parts: &[(&str, f32)], after: f32, out: &Path) {
 #[test]
 fn a_warm_transfer_briefs_the_target_then_bridges_the_caller() {
     let kam = Kamailio::start();
-    let flows = front_desk_at_bob();
-    let env = env_with_trunk(
-        &kam,
-        true,
-        "transfer_mode = \"warm\"\ntransfer_trunk = \"kam\"",
-    );
-    let key = admin_key(&env);
-    let daemon = env.serve_with(
-        &[],
-        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
-    );
+    let (_flows, _env, key, daemon) = transfer_daemon(&kam, WARM);
 
     let work = tempfile::tempdir().unwrap();
-    let bob_dir = work.path().join("bob");
-    std::fs::create_dir_all(&bob_dir).unwrap();
-    let bob_clip = bob_dir.join("bob.wav");
     // Bob listens to the brief, then (bridged by then) answers alice.
-    sequence(&[("yes_correct_8k.wav", 20.0)], 20.0, &bob_clip);
-    let mut bob = Baresip::answer_registered(
-        &bob_dir,
-        "bob",
-        "bobpw",
-        &kam.addr(),
-        &bob_clip,
-        Duration::from_secs(60),
+    let bob = bob_registered(
+        &kam,
+        work.path(),
+        |clip| sequence(&[("yes_correct_8k.wav", 20.0)], 20.0, clip),
+        60,
     );
-    bob.wait_registered(Duration::from_secs(10));
-    assert!(
-        kam.wait_log(
-            "REGISTER saved for sip:agent@127.0.0.1",
-            Duration::from_secs(10)
-        ),
-        "{}",
-        kam.log()
-    );
-
-    let alice_dir = work.path().join("alice");
-    std::fs::create_dir_all(&alice_dir).unwrap();
-    let clip = alice_dir.join("alice.wav");
     // A person, please (after the greeting); then, once put through, a question for bob.
-    sequence(
-        &[
-            ("human_please_8k.wav", 6.0),
-            ("balance_question_8k.wav", 22.0),
-        ],
-        8.0,
-        &clip,
-    );
-    let alice = Baresip::dial_via_proxy(
-        &alice_dir,
-        "alice",
-        "alicepw",
-        &kam.addr(),
-        &format!("sip:agent@{}", kam.addr()),
-        &clip,
-        Duration::from_secs(42),
+    let alice = alice_calls_agent(
+        &kam,
+        work.path(),
+        |clip| {
+            sequence(
+                &[
+                    ("human_please_8k.wav", 6.0),
+                    ("balance_question_8k.wav", 22.0),
+                ],
+                8.0,
+                clip,
+            )
+        },
+        42,
     );
 
     let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(70));
@@ -733,17 +732,7 @@ fn a_warm_transfer_briefs_the_target_then_bridges_the_caller() {
 #[test]
 fn a_warm_transfer_nobody_takes_returns_the_caller_to_the_flow() {
     let kam = Kamailio::start();
-    let flows = front_desk_at_bob();
-    let env = env_with_trunk(
-        &kam,
-        true,
-        "transfer_mode = \"warm\"\ntransfer_trunk = \"kam\"",
-    );
-    let key = admin_key(&env);
-    let daemon = env.serve_with(
-        &[],
-        &[("AGENT__FLOWS__DIR", flows.path().to_str().unwrap())],
-    );
+    let (_flows, _env, key, daemon) = transfer_daemon(&kam, WARM);
     assert!(
         kam.wait_log(
             "REGISTER saved for sip:agent@127.0.0.1",
@@ -753,21 +742,11 @@ fn a_warm_transfer_nobody_takes_returns_the_caller_to_the_flow() {
         kam.log()
     );
     let work = tempfile::tempdir().unwrap();
-    let clip = work.path().join("alice.wav");
-    support::peers::padded_clip(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../audio/tests/data/human_please_8k.wav"),
-        &clip,
-        6.0,
-        16.0,
-    );
-    let _alice = Baresip::dial_via_proxy(
+    let _alice = alice_calls_agent(
+        &kam,
         work.path(),
-        "alice",
-        "alicepw",
-        &kam.addr(),
-        &format!("sip:agent@{}", kam.addr()),
-        &clip,
-        Duration::from_secs(24),
+        |clip| sequence(&[("human_please_8k.wav", 6.0)], 16.0, clip),
+        24,
     );
     let call = support::admin::ended_call(&daemon, &key, Duration::from_secs(40));
     let failed = support::admin::event(&call, "transfer_failed")

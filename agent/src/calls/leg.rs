@@ -278,23 +278,7 @@ impl CallLeg {
         let frames = at_codec.len().div_ceil(frame_len);
         at_codec.resize(frames * frame_len, 0);
         let first = self.next_tag;
-        let mut payload = vec![0u8; self.codec.max_payload_len()];
-        for (i, chunk) in at_codec.chunks(frame_len).enumerate() {
-            let n = self.codec.encode(chunk, &mut payload)?;
-            self.outbox.push_back(Queued {
-                payload: payload[..n].to_vec(),
-                mark: if i == 0 { mark } else { None },
-                tag: self.next_tag,
-                level_db: audio::frame::dbfs(chunk),
-                pcm: if self.tap.is_some() {
-                    chunk.to_vec()
-                } else {
-                    Vec::new()
-                },
-            });
-            self.next_tag += 1;
-        }
-        self.play_until = self.next_tag;
+        self.enqueue(&at_codec, mark)?;
         self.idle_reported = frames == 0 && self.idle_reported;
         self.spans.push_back(Span {
             item,
@@ -339,14 +323,25 @@ impl CallLeg {
         let frame_len = self.codec.frame_len();
         let whole = relay.pending.len() / frame_len * frame_len;
         let frames: Vec<i16> = relay.pending.drain(..whole).collect();
+        self.enqueue(&frames, None)?;
+        while self.outbox.len() > RELAY_MAX_QUEUED {
+            self.outbox.pop_front();
+        }
+        Ok(())
+    }
+
+    /// Encodes whole frames of `at_codec` (PCM at the codec rate, a multiple of the frame
+    /// length) for the pacer; the first carries `mark`. Playback is expected up to the last.
+    fn enqueue(&mut self, at_codec: &[i16], mark: Option<u64>) -> Result<(), LegError> {
         let mut payload = vec![0u8; self.codec.max_payload_len()];
-        for chunk in frames.chunks(frame_len) {
+        for (i, chunk) in at_codec.chunks(self.codec.frame_len()).enumerate() {
             let n = self.codec.encode(chunk, &mut payload)?;
             self.outbox.push_back(Queued {
                 payload: payload[..n].to_vec(),
-                mark: None,
+                mark: if i == 0 { mark } else { None },
                 tag: self.next_tag,
                 level_db: audio::frame::dbfs(chunk),
+                // Kept only while the call is recorded.
                 pcm: if self.tap.is_some() {
                     chunk.to_vec()
                 } else {
@@ -354,9 +349,6 @@ impl CallLeg {
                 },
             });
             self.next_tag += 1;
-        }
-        while self.outbox.len() > RELAY_MAX_QUEUED {
-            self.outbox.pop_front();
         }
         self.play_until = self.next_tag;
         Ok(())

@@ -228,14 +228,27 @@ pub async fn run_outbound(
             });
         }
     };
-    report(&req.progress, OutboundProgress::Answered { codec });
+    Ok(converse_answered(rt, plan, leg, codec, &req.progress, stop).await)
+}
+
+/// The callee answered: reports it, runs the conversation to its end, and says how it ended.
+pub(super) async fn converse_answered(
+    rt: CallRuntime,
+    plan: CallPlan,
+    leg: CallLeg,
+    codec: String,
+    progress: &Option<mpsc::Sender<OutboundProgress>>,
+    stop: watch::Receiver<bool>,
+) -> OutboundResult {
+    report(progress, OutboundProgress::Answered { codec });
+    let call_id = plan.call_id.clone();
     let outcome = plan.converse(&rt, leg, stop).await;
-    Ok(OutboundResult {
+    OutboundResult {
         call_id,
         end_reason: outcome.end_reason,
         answered: true,
         detail: None,
-    })
+    }
 }
 
 /// Sets an outbound call up (tenant, flow, the callee looked up by number, the call row).

@@ -18,8 +18,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use super::outbound::{
-    OutboundError, OutboundProgress, OutboundRequest, OutboundResult, describe, not_connected,
-    plan_call, refuse_without_voice, report, stopped,
+    OutboundError, OutboundProgress, OutboundRequest, OutboundResult, converse_answered, describe,
+    not_connected, plan_call, refuse_without_voice, report, stopped,
 };
 use super::rooms::{JobError, ice_policy, wait_for_caller};
 use super::transport::LiveKitRoom;
@@ -149,19 +149,8 @@ pub(super) async fn run(
             return Ok(media_failed(e.to_string()));
         }
     };
-    report(
-        &req.progress,
-        OutboundProgress::Answered {
-            codec: "opus".into(),
-        },
-    );
-    let outcome = plan.converse(&rt, leg, stop).await;
-    Ok(OutboundResult {
-        call_id,
-        end_reason: outcome.end_reason,
-        answered: true,
-        detail: None,
-    })
+    let codec = "opus".to_owned();
+    Ok(converse_answered(rt, plan, leg, codec, &req.progress, stop).await)
 }
 
 /// A failed `CreateSIPParticipant` as a stored end reason, words, and the SIP status when the

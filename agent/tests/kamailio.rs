@@ -11,11 +11,11 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::dial::{final_line, kinds, run_agent, stored_call};
+use support::dial::{final_line, kinds, run_agent, spawn_agent, stored_call};
 use support::kamailio::Kamailio;
 use support::peers::Baresip;
 use support::speech::{Recording, transcribe, whisper_model, words};
@@ -360,16 +360,7 @@ fn agent_dial_refuses_numbers_not_allowed_and_reports_calls_that_do_not_connect(
 
     // SIGINT while it rings: the INVITE is cancelled at once (default 30 s ringing timeout).
     let env = env_with_trunk(&kam, false, "");
-    let mut dial = Command::new(support::BIN)
-        .arg("--config")
-        .arg(&env.config)
-        .args(["dial", "bob", "--trunk", "kam"])
-        .current_dir(env.dir.path())
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dial = spawn_agent(&env, &["dial", "bob", "--trunk", "kam"]);
     let lines = std::io::BufRead::lines(std::io::BufReader::new(dial.stdout.take().unwrap()));
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {

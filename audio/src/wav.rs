@@ -142,21 +142,59 @@ pub fn write_wav_to<W: Write + Seek>(
     sample_rate: u32,
     samples: &[i16],
 ) -> Result<(), WavError> {
-    if sample_rate == 0 || sample_rate > 384_000 {
-        return Err(WavError::UnsupportedRate(sample_rate));
-    }
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::new(writer, spec)?;
+    let mut w = hound::WavWriter::new(writer, mono16(sample_rate)?)?;
     for &s in samples {
         w.write_sample(s)?;
     }
     w.finalize()?;
     Ok(())
+}
+
+fn mono16(sample_rate: u32) -> Result<hound::WavSpec, WavError> {
+    if sample_rate == 0 || sample_rate > 384_000 {
+        return Err(WavError::UnsupportedRate(sample_rate));
+    }
+    Ok(hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    })
+}
+
+/// A mono 16-bit PCM WAV file written as the audio comes (a call recording): the header's
+/// sizes are filled in by [`WavFileWriter::finish`].
+pub struct WavFileWriter {
+    inner: hound::WavWriter<BufWriter<File>>,
+    samples: u64,
+}
+
+impl WavFileWriter {
+    pub fn create(path: impl AsRef<Path>, sample_rate: u32) -> Result<Self, WavError> {
+        let path = path.as_ref();
+        let file = File::create(path).map_err(|source| WavError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        let inner = hound::WavWriter::new(BufWriter::new(file), mono16(sample_rate)?)?;
+        Ok(Self { inner, samples: 0 })
+    }
+
+    pub fn write(&mut self, pcm: &[i16]) -> Result<(), WavError> {
+        let mut w = self.inner.get_i16_writer(pcm.len() as u32);
+        for &s in pcm {
+            w.write_sample(s);
+        }
+        w.flush()?;
+        self.samples += pcm.len() as u64;
+        Ok(())
+    }
+
+    /// Completes the header; returns the samples written.
+    pub fn finish(self) -> Result<u64, WavError> {
+        self.inner.finalize()?;
+        Ok(self.samples)
+    }
 }
 
 /// Collects interleaved samples (already on the 16-bit scale) into mono, averaging channels.

@@ -136,6 +136,8 @@ pub struct CallLeg {
     sent_pcm: VecDeque<i16>,
     /// Bridged audio (a warm transfer): the other leg's 16 kHz frames, resampled as one stream.
     relay: Option<Relay>,
+    /// Encoder output, reused for every frame.
+    scratch: Vec<u8>,
 }
 
 /// Another leg's audio played on this one as a continuous stream.
@@ -223,6 +225,7 @@ impl CallLeg {
             tap: None,
             sent_pcm: VecDeque::new(),
             relay: None,
+            scratch: Vec::new(),
         })
     }
 
@@ -322,8 +325,14 @@ impl CallLeg {
         }
         let frame_len = self.codec.frame_len();
         let whole = relay.pending.len() / frame_len * frame_len;
-        let frames: Vec<i16> = relay.pending.drain(..whole).collect();
-        self.enqueue(&frames, None)?;
+        // Taken out for the encode and put back, so the buffer is reused frame after frame.
+        let mut pending = std::mem::take(&mut relay.pending);
+        let encoded = self.enqueue(&pending[..whole], None);
+        pending.drain(..whole);
+        if let Some(relay) = self.relay.as_mut() {
+            relay.pending = pending;
+        }
+        encoded?;
         while self.outbox.len() > RELAY_MAX_QUEUED {
             self.outbox.pop_front();
         }
@@ -333,11 +342,11 @@ impl CallLeg {
     /// Encodes whole frames of `at_codec` (PCM at the codec rate, a multiple of the frame
     /// length) for the pacer; the first carries `mark`. Playback is expected up to the last.
     fn enqueue(&mut self, at_codec: &[i16], mark: Option<u64>) -> Result<(), LegError> {
-        let mut payload = vec![0u8; self.codec.max_payload_len()];
+        self.scratch.resize(self.codec.max_payload_len(), 0);
         for (i, chunk) in at_codec.chunks(self.codec.frame_len()).enumerate() {
-            let n = self.codec.encode(chunk, &mut payload)?;
+            let n = self.codec.encode(chunk, &mut self.scratch)?;
             self.outbox.push_back(Queued {
-                payload: payload[..n].to_vec(),
+                payload: self.scratch[..n].to_vec(),
                 mark: if i == 0 { mark } else { None },
                 tag: self.next_tag,
                 level_db: audio::frame::dbfs(chunk),

@@ -5,10 +5,10 @@
 //! bounded channel — a full channel drops the frame and counts it, the media path never
 //! waits. When the leg is gone the files are closed and stored as the call's recordings.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use audio::wav::{WavError, WavFileWriter};
 use store::{CallId, Store, TenantId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,31 +25,49 @@ pub struct RecordedFrame {
 
 /// A running recording: its writer task.
 pub(super) struct Recording {
-    task: JoinHandle<io::Result<[Written; 2]>>,
+    task: JoinHandle<Result<[Written; 2], WavError>>,
     tenant_id: TenantId,
     call_id: CallId,
     rate: u32,
 }
 
-/// Opens the two files and starts the writer; the sender goes to the leg.
-pub(super) fn start(
+/// Opens the two files (on the blocking pool) and starts the writer; the sender goes to the
+/// leg.
+pub(super) async fn start(
     dir: &Path,
     tenant_id: &TenantId,
     call_id: &CallId,
     rate: u32,
-) -> io::Result<(mpsc::Sender<RecordedFrame>, Recording)> {
+) -> Result<(mpsc::Sender<RecordedFrame>, Recording), WavError> {
     let dir = dir.join(tenant_id.as_str());
-    std::fs::create_dir_all(&dir)?;
-    let path = |channel: &str| dir.join(format!("{}-{channel}.wav", call_id.as_str()));
-    let mut caller = WavFile::create(path("caller"), rate)?;
-    let mut agent = WavFile::create(path("agent"), rate)?;
+    let stem = call_id.as_str().to_owned();
+    let open = move || {
+        std::fs::create_dir_all(&dir).map_err(|source| WavError::Open {
+            path: dir.clone(),
+            source,
+        })?;
+        let open = |channel: &str| {
+            let path = dir.join(format!("{stem}-{channel}.wav"));
+            WavFileWriter::create(&path, rate).map(|w| (w, path))
+        };
+        Ok::<_, WavError>((open("caller")?, open("agent")?))
+    };
+    let ((mut caller, caller_path), (mut agent, agent_path)) = tokio::task::spawn_blocking(open)
+        .await
+        .map_err(|e| WavError::Open {
+            path: PathBuf::new(),
+            source: io::Error::other(e),
+        })??;
     let (tx, mut rx) = mpsc::channel::<RecordedFrame>(QUEUE_FRAMES);
     let task = tokio::task::spawn_blocking(move || {
         while let Some(frame) = rx.blocking_recv() {
             caller.write(&frame.caller)?;
             agent.write(&frame.agent)?;
         }
-        Ok([caller.finish()?, agent.finish()?])
+        Ok([
+            Written::new(caller_path, caller.finish()?),
+            Written::new(agent_path, agent.finish()?),
+        ])
     });
     Ok((
         tx,
@@ -123,68 +141,15 @@ struct Written {
     bytes: u64,
 }
 
-/// A 16-bit mono PCM WAV written as it goes; the sizes in the header are filled in at the end.
-struct WavFile {
-    out: BufWriter<File>,
-    path: PathBuf,
-    samples: u64,
-}
-
-const HEADER_LEN: u64 = 44;
-
-impl WavFile {
-    fn create(path: PathBuf, rate: u32) -> io::Result<Self> {
-        let mut out = BufWriter::new(File::create(&path)?);
-        out.write_all(&header(rate, 0))?;
-        Ok(Self {
-            out,
+impl Written {
+    fn new(path: PathBuf, samples: u64) -> Self {
+        // The canonical 44-byte header, then 2 bytes a sample.
+        Self {
             path,
-            samples: 0,
-        })
-    }
-
-    fn write(&mut self, pcm: &[i16]) -> io::Result<()> {
-        for s in pcm {
-            self.out.write_all(&s.to_le_bytes())?;
+            samples,
+            bytes: 44 + samples * 2,
         }
-        self.samples += pcm.len() as u64;
-        Ok(())
     }
-
-    fn finish(mut self) -> io::Result<Written> {
-        let data = u32::try_from(self.samples * 2).unwrap_or(u32::MAX);
-        self.out.flush()?;
-        let mut file = self.out.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(4))?;
-        file.write_all(&(data.saturating_add(36)).to_le_bytes())?;
-        file.seek(SeekFrom::Start(40))?;
-        file.write_all(&data.to_le_bytes())?;
-        file.sync_all()?;
-        Ok(Written {
-            path: self.path,
-            samples: self.samples,
-            bytes: HEADER_LEN + u64::from(data),
-        })
-    }
-}
-
-/// The canonical 44-byte header of 16-bit mono PCM at `rate`, for `data` bytes of samples.
-fn header(rate: u32, data: u32) -> [u8; 44] {
-    let mut h = [0u8; 44];
-    h[0..4].copy_from_slice(b"RIFF");
-    h[4..8].copy_from_slice(&data.saturating_add(36).to_le_bytes());
-    h[8..12].copy_from_slice(b"WAVE");
-    h[12..16].copy_from_slice(b"fmt ");
-    h[16..20].copy_from_slice(&16u32.to_le_bytes());
-    h[20..22].copy_from_slice(&1u16.to_le_bytes()); // PCM
-    h[22..24].copy_from_slice(&1u16.to_le_bytes()); // mono
-    h[24..28].copy_from_slice(&rate.to_le_bytes());
-    h[28..32].copy_from_slice(&(rate * 2).to_le_bytes());
-    h[32..34].copy_from_slice(&2u16.to_le_bytes());
-    h[34..36].copy_from_slice(&16u16.to_le_bytes());
-    h[36..40].copy_from_slice(b"data");
-    h[40..44].copy_from_slice(&data.to_le_bytes());
-    h
 }
 
 /// Deletes recordings older than `retention_days` (files, then rows), a batch at a time.
@@ -207,7 +172,7 @@ pub async fn sweep(store: &Store, retention_days: u32, now_ms: i64) -> usize {
             return deleted;
         }
         for r in &due {
-            match std::fs::remove_file(&r.path) {
+            match tokio::fs::remove_file(&r.path).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
@@ -243,8 +208,9 @@ mod tests {
         let now = 100 * day;
         let mut paths = Vec::new();
         for (n, age_days) in [(1, 120), (2, 91), (3, 89), (4, 1)] {
-            let (tap, rec) =
-                start(dir.path(), &tenant, &CallId::new(format!("c{n}")), 8_000).unwrap();
+            let (tap, rec) = start(dir.path(), &tenant, &CallId::new(format!("c{n}")), 8_000)
+                .await
+                .unwrap();
             tap.send(RecordedFrame {
                 caller: vec![1; 160],
                 agent: vec![2; 160],
@@ -275,21 +241,39 @@ mod tests {
         store.close().await;
     }
 
-    #[test]
-    fn files_are_valid_wav_with_their_sizes_filled_in() {
+    #[tokio::test]
+    async fn both_channels_are_valid_wav_of_the_same_length() {
         let dir = tempfile::tempdir().unwrap();
-        let mut f = WavFile::create(dir.path().join("x.wav"), 8_000).unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url, &store::StoreOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let (tenant, call) = (TenantId::new("t-1"), CallId::new("c-1"));
+        let (tap, rec) = start(dir.path(), &tenant, &call, 8_000).await.unwrap();
         let tone: Vec<i16> = (0..8_000)
             .map(|i| ((i % 40) * 500 - 10_000) as i16)
             .collect();
-        f.write(&tone[..3_000]).unwrap();
-        f.write(&tone[3_000..]).unwrap();
-        let written = f.finish().unwrap();
-        assert_eq!(written.samples, 8_000);
-        assert_eq!(written.bytes, 44 + 16_000);
-        let wav = audio::wav::read_wav(&written.path).unwrap();
+        for chunk in tone.chunks(160) {
+            let frame = RecordedFrame {
+                caller: chunk.to_vec(),
+                agent: vec![0; 160],
+            };
+            tap.send(frame).await.unwrap();
+        }
+        drop(tap);
+        rec.finish(&store, 1_000).await;
+        let rows = store.list_recordings(&tenant, &call).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        for row in &rows {
+            assert_eq!((row.duration_ms, row.bytes), (1_000, 16_044), "{row:?}");
+            let file_len = std::fs::metadata(&row.path).unwrap().len();
+            assert_eq!(file_len, 16_044, "{row:?}");
+        }
+        let caller = rows.iter().find(|r| r.channel == "caller").unwrap();
+        let wav = audio::wav::read_wav(&caller.path).unwrap();
         assert_eq!(wav.sample_rate, 8_000);
         assert_eq!(wav.samples, tone);
-        assert_eq!(std::fs::metadata(&written.path).unwrap().len(), 16_044);
+        store.close().await;
     }
 }

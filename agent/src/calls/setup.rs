@@ -249,10 +249,10 @@ impl CallPlan {
         };
         let listener = Listener::new(listen, vad, TurnMode::FreeSpeech);
         let core = CallCore::new(core_config, listener, start);
-        let recording = self
-            .record
-            .then(|| self.start_recording(rt, &mut leg, &span))
-            .flatten();
+        let recording = match self.record {
+            true => self.start_recording(rt, &mut leg, &span).await,
+            false => None,
+        };
         let dialog = Dialog::spawn(self.engine);
         let warm = warm_transfer(rt);
         let outcome = driver::run(
@@ -279,14 +279,16 @@ impl CallPlan {
 impl CallPlan {
     /// Opens the call's recording files and taps the leg; a failure is logged and the call goes
     /// on unrecorded (the consent prompt still plays: it promised no more than may happen).
-    fn start_recording(
+    async fn start_recording(
         &self,
         rt: &CallRuntime,
         leg: &mut CallLeg,
         span: &tracing::Span,
     ) -> Option<super::recording::Recording> {
         let dir = &rt.config.recording.dir;
-        match super::recording::start(dir, &self.tenant_id, &self.call_id, leg.codec_rate()) {
+        let started =
+            super::recording::start(dir, &self.tenant_id, &self.call_id, leg.codec_rate()).await;
+        match started {
             Ok((tap, recording)) => {
                 leg.record_to(tap);
                 Some(recording)

@@ -1,15 +1,14 @@
 //! `agent dial` from tests: run it with a deadline, read its final line, and read the call it
 //! stored from the agent's SQLite database.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use super::Env;
 
-/// Runs `agent --config … ARGS` with a deadline; kills it when the deadline passes.
-pub fn run_agent(env: &Env, args: &[&str], within: Duration) -> (Output, Duration) {
-    let started = Instant::now();
-    let mut child = Command::new(super::BIN)
+/// Starts `agent --config … ARGS` with stdout and stderr piped.
+pub fn spawn_agent(env: &Env, args: &[&str]) -> Child {
+    Command::new(super::BIN)
         .arg("--config")
         .arg(&env.config)
         .args(args)
@@ -18,7 +17,13 @@ pub fn run_agent(env: &Env, args: &[&str], within: Duration) -> (Output, Duratio
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `agent --config … ARGS` with a deadline; kills it when the deadline passes.
+pub fn run_agent(env: &Env, args: &[&str], within: Duration) -> (Output, Duration) {
+    let started = Instant::now();
+    let mut child = spawn_agent(env, args);
     while child.try_wait().unwrap().is_none() {
         if started.elapsed() > within {
             let _ = child.kill();
